@@ -21,7 +21,9 @@ gamma2            external shear, ``gamma2 = g sin 2 phi_g``
 
 Coordinate conventions
 ----------------------
-Angular coordinates are those of lenstronomy's ``data_configure_simple``:
+Angular coordinates are those of lenstronomy's ``data_configure_simple`` with
+``inverse=True`` (`image_data_kwargs` builds them; lenstronomy's default,
+``inverse=False``, would mirror the sky):
 
 * ``x`` grows towards the east and ``y`` towards the north; ``(0, 0)`` is the
   centre of the cutout (for an even number of pixels, the corner shared by the
@@ -73,6 +75,7 @@ __all__ = [
     "flip_parameters",
     "pixel_to_angle",
     "angle_to_pixel",
+    "image_data_kwargs",
 ]
 
 #: The eight lens parameters, in the order used by every array in the package.
@@ -396,3 +399,15 @@ def angle_to_pixel(x, y, n: int, pixel_scale: float):
     """Inverse of `pixel_to_angle`: (column, row) of angular position ``(x, y)``."""
     c = (n - 1) / 2.0
     return c - np.asarray(x, float) / pixel_scale, c + np.asarray(y, float) / pixel_scale
+
+
+def image_data_kwargs(npix: int, pixel_scale: float, **kwargs) -> dict:
+    """lenstronomy ``kwargs_data`` of an ``npix`` x ``npix`` grid in this module's orientation.
+
+    This is ``data_configure_simple(npix, pixel_scale, inverse=True)``: column 0
+    is the eastern edge and ``x`` grows to the east (left), as on the sky.
+    Extra keywords (``exposure_time``, ``background_rms``) are passed on.
+    """
+    from lenstronomy.Util.simulation_util import data_configure_simple
+
+    return data_configure_simple(npix, pixel_scale, inverse=True, **kwargs)

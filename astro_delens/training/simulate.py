@@ -7,15 +7,17 @@ the sample's seed (so the source of a sample can be re-drawn on its own):
 2. a source galaxy (`~astro_delens.training.sources.ProceduralSourceGenerator`,
    or a real galaxy from a catalog), placed at a random offset from the lens
    centre inside the region that is multiply imaged;
-3. the source drawn by GalSim on a fine source-plane grid, lensed by the
-   ``EPL`` + ``SHEAR`` model through lenstronomy's `~lenstronomy.ImSim.image_model.ImageModel`
-   (``INTERPOL`` light profile, sub-pixel supersampling) and convolved with the PSF;
+3. the source drawn by GalSim on a fine source-plane grid, turned into the
+   source target (reference PSF, binned onto the source-plane grid), and the
+   target lensed by the ``EPL`` + ``SHEAR`` model through lenstronomy's
+   `~lenstronomy.ImSim.image_model.ImageModel` (``INTERPOL`` light profile,
+   bilinear interpolation, sub-pixel supersampling) and convolved with the PSF;
 4. the lens galaxy's light, an elliptical Sersic profile roughly aligned with the
    mass (presets with lens light);
 5. sky and Poisson noise (presets with noise).
 
-The source target (see `astro_delens.presets`) is the same GalSim profile drawn
-on the source-plane grid convolved with the preset's reference PSF.
+The source target (see `astro_delens.presets`) is thus, by construction, the
+source whose lensed image is the arcs: the true lens re-lenses it exactly.
 """
 
 from __future__ import annotations
@@ -107,10 +109,9 @@ def render_arcs(params, source_sb, source_scale, npix, pixel_scale, psf, supersa
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
-    from lenstronomy.Util.simulation_util import data_configure_simple
 
     kwargs_lens = lensmodel.to_lenstronomy_kwargs(params)
-    data = ImageData(**data_configure_simple(npix, pixel_scale))
+    data = ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale))
     image_model = ImageModel(
         data,
         PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
@@ -134,10 +135,9 @@ def render_lens_light(kwargs_sersic, npix, pixel_scale, psf, supersampling=3):
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LightModel.light_model import LightModel
-    from lenstronomy.Util.simulation_util import data_configure_simple
 
     image_model = ImageModel(
-        ImageData(**data_configure_simple(npix, pixel_scale)),
+        ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale)),
         PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
         lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]),
         kwargs_numerics={"supersampling_factor": int(supersampling), "supersampling_convolution": False},
@@ -238,7 +238,8 @@ class LensSimulator:
         hires = _draw_on_grid(profile, self.hires_npix, self.hires_scale, offset)
         target = source_target(hires, self.hires_scale, p.source_reference_fwhm)
         psf, psf_kind, psf_fwhm = self._psf(instrument_rng)
-        arcs = render_arcs(params, hires, self.hires_scale,
+        # The target itself is lensed, so re-lensing it with the true lens gives the arcs.
+        arcs = render_arcs(params, target / p.source_pixel_scale**2, p.source_pixel_scale,
                            p.npix, p.pixel_scale, psf, p.supersampling)
         peak = float(arcs.max())
         if not peak > 0:

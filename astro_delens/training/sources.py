@@ -119,14 +119,14 @@ class ProceduralSourceGenerator:
         """Star-forming knots: `galsim.RandomKnots` positions, each a small Gaussian clump.
 
         GalSim's knots are point sources; giving each the size of a giant
-        star-forming clump (sigma 0.01"-0.03") keeps the galaxy analytic, so it
+        star-forming clump (sigma 0.015"-0.04") keeps the galaxy analytic, so it
         is drawn in real space without huge FFTs.
         """
         knots = galsim.RandomKnots(
             npoints=int(rng.integers(5, 40)), half_light_radius=hlr, flux=flux,
             rng=galsim.BaseDeviate(_galsim_seed(rng)),
         )
-        sigma = rng.uniform(0.01, 0.03)
+        sigma = rng.uniform(0.015, 0.04)
         clump_flux = flux / len(knots.points)
         return galsim.Add([galsim.Gaussian(sigma=sigma, flux=clump_flux).shift(x, y)
                            for x, y in knots.points])
