@@ -112,7 +112,7 @@ LENS_MODEL_LIST = ("EPL", "SHEAR")
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Prior:
-    """Base class of a one-dimensional prior; subclasses implement `sample`."""
+    """Base class of a one-dimensional prior; subclasses implement ``sample``."""
 
     def sample(self, rng: np.random.Generator, size=None):
         raise NotImplementedError

@@ -66,7 +66,7 @@ class ProceduralSourceGenerator:
     >>> from astro_delens.training.sources import ProceduralSourceGenerator
     >>> gen = ProceduralSourceGenerator()
     >>> profile, kind = gen.draw(np.random.default_rng(1))
-    >>> round(profile.flux, 6), kind in ("sersic", "bulge_disk", "clumpy", "irregular")
+    >>> round(float(profile.flux), 6), kind in ("sersic", "bulge_disk", "clumpy", "irregular")
     (1.0, True)
     """
 
