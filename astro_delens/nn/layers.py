@@ -1,0 +1,96 @@
+"""Custom Keras layers of the astro_delens networks (backend-agnostic, `keras.ops` only).
+
+Importing this module imports Keras.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+__all__ = ["InputFeatures", "GaussianHead"]
+
+
+@keras.saving.register_keras_serializable(package="astro_delens")
+class InputFeatures(keras.layers.Layer):
+    """Append derived channels to the normalised (image, noise) input.
+
+    Appended, in this order:
+
+    * if ``asinh_softening > 0``: ``asinh(image / a)`` of channel 0, which
+      lifts faint arcs next to a bright lens galaxy;
+    * if ``coords``: the grid coordinates ``u`` (columns) and ``v`` (rows), both
+      in [-1, 1], and the radius ``sqrt(u**2 + v**2)``, so that convolutions can
+      tell where they are (lens centre, Einstein radius).
+
+    Parameters
+    ----------
+    coords : bool
+    asinh_softening : float
+        Softening ``a`` of the asinh channel; 0 disables it.
+    """
+
+    def __init__(self, coords=True, asinh_softening=0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.coords = bool(coords)
+        self.asinh_softening = float(asinh_softening)
+
+    def call(self, inputs):
+        parts = [inputs]
+        if self.asinh_softening > 0:
+            a = self.asinh_softening
+            parts.append(ops.arcsinh(inputs[..., 0:1] / a))
+        if self.coords:
+            h, w = inputs.shape[1], inputs.shape[2]
+            v = ops.linspace(-1.0, 1.0, h)
+            u = ops.linspace(-1.0, 1.0, w)
+            gv, gu = ops.meshgrid(v, u, indexing="ij")
+            r = ops.sqrt(gu * gu + gv * gv)
+            grid = ops.cast(ops.stack([gu, gv, r], axis=-1), inputs.dtype)
+            grid = ops.broadcast_to(grid[None], (ops.shape(inputs)[0], h, w, 3))
+            parts.append(grid)
+        if len(parts) == 1:
+            return inputs
+        return ops.concatenate(parts, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        extra = (1 if self.asinh_softening > 0 else 0) + (3 if self.coords else 0)
+        return tuple(input_shape[:-1]) + (input_shape[-1] + extra,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(coords=self.coords, asinh_softening=self.asinh_softening)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="astro_delens")
+class GaussianHead(keras.layers.Layer):
+    """Split ``2 n`` raw outputs into ``n`` means and ``n`` bounded log-variances.
+
+    The log-variance ``s`` is kept softly inside ``[logvar_min, logvar_max]``
+    (``s = lo + softplus(raw - lo)``, then ``s = hi - softplus(hi - s)``), so its
+    gradient never vanishes. The output is ``concat([mean, s])``, shape ``(N, 2 n)``.
+    """
+
+    def __init__(self, n_params=8, logvar_min=-14.0, logvar_max=6.0, **kwargs):
+        super().__init__(**kwargs)
+        self.n_params = int(n_params)
+        self.logvar_min = float(logvar_min)
+        self.logvar_max = float(logvar_max)
+
+    def call(self, inputs):
+        n = self.n_params
+        mean = inputs[:, :n]
+        raw = inputs[:, n:2 * n]
+        s = self.logvar_min + ops.softplus(raw - self.logvar_min)
+        s = self.logvar_max - ops.softplus(self.logvar_max - s)
+        return ops.concatenate([mean, s], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * self.n_params)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(n_params=self.n_params, logvar_min=self.logvar_min,
+                      logvar_max=self.logvar_max)
+        return config

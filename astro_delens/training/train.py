@@ -1,0 +1,713 @@
+"""Train a parameter network (estimator) or a source network (reconstructor).
+
+`train_model` streams batches from the HDF5 files of
+`astro_delens.training.dataset` (never loading a whole dataset), augments them
+on the fly by the eight symmetries of the square grid
+(`astro_delens.nn.augment`), normalises them with
+`astro_delens.nn.normalization`, and fits the network built from a small dict
+of hyperparameters (`astro_delens.nn.architectures`).
+
+The output directory is a model directory (see `astro_delens.nn.registry`):
+
+``config.json``
+    kind, architecture hyperparameters, loss, normalisation settings and
+    parameter statistics, the preset, and the training provenance.
+``model.weights.h5``
+    the weights of the epoch with the lowest validation loss.
+``card.md``
+    the model card (a stub listing the training data until
+    ``astro-delens evaluate`` fills it in).
+``SHA256SUMS``
+    checksums of the three files above.
+``history.csv``
+    per-epoch losses and learning rate (not part of the checksummed model).
+
+While training, ``<out>/.training/`` holds the state of the last finished
+epoch (weights, optimizer, epoch) and the best weights so far: running the
+same command again after an interruption resumes from there. It is removed
+when training finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import lensmodel
+from .._version import __version__
+from ..nn import normalization as norm
+from ..nn.augment import augment_batch, random_masks
+from ..presets import Preset, get_preset
+
+__all__ = [
+    "KINDS",
+    "TRAINING_DEFAULTS",
+    "train_model",
+    "read_h5_info",
+    "preset_from_dict",
+    "sha256_file",
+    "write_checksums",
+    "to_json",
+]
+
+KINDS = ("estimator", "reconstructor")
+FORMAT_VERSION = 1
+STATE_DIR = ".training"
+
+#: Hyperparameters of training itself (may be given in the ``--config`` JSON).
+TRAINING_DEFAULTS = {
+    "loss": {},  # estimator: {"beta": 0.5}; reconstructor: {"alpha": 0.1, "relative": true}
+    "mask_probability": None,  # None: 0.1 for presets with noise, else 0
+    "weight_decay": 1e-4,
+    "global_clipnorm": 5.0,
+    "warmup_epochs": 1,
+}
+
+
+# --------------------------------------------------------------------------
+# small helpers shared with evaluate / registry
+# --------------------------------------------------------------------------
+def sha256_file(path, chunk=1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_checksums(model_dir, names=("config.json", "model.weights.h5", "card.md")) -> dict:
+    """Write ``SHA256SUMS`` (``sha256sum`` format) for ``names`` in ``model_dir``."""
+    model_dir = Path(model_dir)
+    sums = {}
+    for name in names:
+        if (model_dir / name).exists():
+            sums[name] = sha256_file(model_dir / name)
+    text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
+    _atomic_write(model_dir / "SHA256SUMS", text)
+    return sums
+
+
+def _atomic_write(path, text):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def to_json(obj, **kw) -> str:
+    """`json.dumps` that writes non-finite floats as the strings "inf", "-inf", "nan"
+
+    (strict JSON has no infinities; the noise-free presets have an infinite S/N).
+    """
+    def clean(o):
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if isinstance(o, np.ndarray):
+            return clean(o.tolist())
+        if isinstance(o, np.generic):
+            o = o.item()
+        if isinstance(o, float) and not math.isfinite(o):
+            return "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
+        return o
+
+    return json.dumps(clean(obj), allow_nan=False, **kw)
+
+
+def preset_from_dict(d) -> Preset:
+    """Rebuild a `~astro_delens.presets.Preset` from `Preset.to_dict` output (or `to_json`'s)."""
+    d = dict(d)
+    for key in ("psf_kinds", "psf_fwhm_range", "snr_range", "lens_light_ratio_range"):
+        if key in d and isinstance(d[key], list):
+            d[key] = tuple(float(v) if isinstance(v, str) and key != "psf_kinds" else v
+                           for v in d[key])
+    fields = Preset.__dataclass_fields__
+    return Preset(**{k: v for k, v in d.items() if k in fields})
+
+
+def _attr_str(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def read_h5_info(path, kind=None) -> dict:
+    """Check a dataset file and return its preset, size and attributes.
+
+    Parameters
+    ----------
+    path : path-like
+    kind : {"estimator", "reconstructor"}, optional
+        If given, check that the datasets this kind needs are present.
+
+    Returns
+    -------
+    dict
+        ``path``, ``n``, ``preset`` (`Preset`), ``attrs`` (JSON-friendly dict).
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such dataset file")
+    need = ["image", "noise_map"]
+    if kind == "estimator":
+        need.append("params")
+    elif kind == "reconstructor":
+        need.append("source")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
+    with f:
+        missing = [k for k in need if k not in f]
+        if missing:
+            raise ValueError(f"{path}: missing dataset(s) {missing} needed to train a {kind}")
+        n = int(f["image"].shape[0])
+        attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
+        if "complete" in attrs and not bool(attrs["complete"]):
+            raise ValueError(f"{path}: the dataset is not complete (attribute complete=False)")
+        if "preset_json" in attrs:
+            preset = preset_from_dict(json.loads(attrs["preset_json"]))
+        elif "preset" in attrs:
+            preset = get_preset(attrs["preset"])
+        else:
+            npix = int(f["image"].shape[-1])
+            raise ValueError(f"{path}: no 'preset' attribute (images of {npix} pixels)")
+        if f["image"].shape[1:] != (preset.npix, preset.npix):
+            raise ValueError(f"{path}: images of shape {f['image'].shape[1:]} do not match "
+                             f"preset {preset.name!r} ({preset.npix} pixels)")
+        if "source" in f and f["source"].shape[1:] != (preset.source_npix, preset.source_npix):
+            raise ValueError(f"{path}: sources of shape {f['source'].shape[1:]} do not match "
+                             f"preset {preset.name!r} ({preset.source_npix} pixels)")
+    keep = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in attrs.items() if k != "preset_json"}
+    return {"path": str(path.resolve()), "n": n, "preset": preset, "attrs": keep}
+
+
+def _param_stats(preset, train_path, n):
+    """Prior moments of a known preset, else the moments of the training parameters."""
+    if preset.name in lensmodel.PRIORS:
+        return norm.param_stats(preset.name), "prior_moments"
+    import h5py
+
+    with h5py.File(train_path, "r") as f:
+        p = f["params"][: min(n, 100_000)]
+    mean = p.mean(axis=0)
+    std = p.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}, "training_data"
+
+
+# --------------------------------------------------------------------------
+# data pipeline
+# --------------------------------------------------------------------------
+class BatchMaker:
+    """Read, augment and normalise batches from an HDF5 dataset (NumPy + h5py; no Keras).
+
+    Batch ``b`` of epoch ``e`` is a deterministic function of (seed, e, b):
+    the sample order of an epoch is a permutation drawn from ``(seed, e)``,
+    and the augmentation of a batch from ``(seed, e, b)``.
+
+    Parameters
+    ----------
+    path : path-like
+    kind : {"estimator", "reconstructor"}
+    n : int
+        Use the first ``n`` samples of the file.
+    batch_size : int
+    stats : dict
+        Parameter statistics (estimator).
+    augment, shuffle, drop_remainder : bool
+    mask_probability : float
+    seed : int
+    """
+
+    def __init__(self, path, kind, n, batch_size, stats=None, augment=False, shuffle=False,
+                 drop_remainder=False, mask_probability=0.0, seed=0):
+        self.path = str(path)
+        self.kind = kind
+        self.n = int(n)
+        self.batch_size = int(batch_size)
+        self.stats = stats
+        self.augment = augment
+        self.shuffle = shuffle
+        self.drop_remainder = drop_remainder and self.n >= self.batch_size
+        self.mask_probability = float(mask_probability)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._file = None
+        self._order_epoch = None
+        self._order = None
+
+    def _h5(self):
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __len__(self):
+        if self.drop_remainder:
+            return self.n // self.batch_size
+        return math.ceil(self.n / self.batch_size)
+
+    def order(self):
+        if not self.shuffle:
+            return np.arange(self.n)
+        if self._order_epoch != self.epoch:
+            rng = np.random.default_rng([self.seed, 1, self.epoch])
+            self._order = rng.permutation(self.n)
+            self._order_epoch = self.epoch
+        return self._order
+
+    def indices(self, b):
+        return np.sort(self.order()[b * self.batch_size:(b + 1) * self.batch_size])
+
+    def get(self, b, epoch=None):
+        epoch = self.epoch if epoch is None else epoch
+        if not 0 <= b < len(self):
+            raise IndexError(f"batch index {b} out of range")
+        f = self._h5()
+        sel = self.indices(b)
+        image = f["image"][sel]
+        noise = f["noise_map"][sel]
+        target = f["params"][sel] if self.kind == "estimator" else f["source"][sel]
+        rng = np.random.default_rng([self.seed, 2, epoch, b])
+        masks = random_masks(rng, len(sel), image.shape[-1], self.mask_probability)
+        if self.augment:
+            if self.kind == "estimator":
+                (image, noise, masks), target = augment_batch(rng, [image, noise, masks], target)
+            else:
+                (image, noise, masks, target), _ = augment_batch(
+                    rng, [image, noise, masks, target])
+        x, scale = norm.normalize_inputs(image, noise, masks if masks.any() else None)
+        if self.kind == "estimator":
+            y = norm.normalize_params(target, self.stats)
+        else:
+            y = norm.normalize_source(target, scale)[..., None]
+        return x, y
+
+
+def _make_pydataset(maker):
+    import keras
+
+    class H5Batches(keras.utils.PyDataset):
+        """A `keras.utils.PyDataset` over a `BatchMaker` (one reader thread)."""
+
+        def __init__(self, maker):
+            super().__init__(workers=1, use_multiprocessing=False, max_queue_size=4)
+            self.maker = maker
+
+        def __len__(self):
+            return len(self.maker)
+
+        def __getitem__(self, index):
+            return self.maker.get(index)
+
+    return H5Batches(maker)
+
+
+# --------------------------------------------------------------------------
+# callbacks
+# --------------------------------------------------------------------------
+def _read_history(path):
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _callbacks(out, state, monitor_path, patience, log, total_epochs):
+    import keras
+
+    history_path = out / "history.csv"
+
+    class LogLR(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                lr = self.model.optimizer.learning_rate
+                logs["lr"] = float(keras.ops.convert_to_numpy(lr))
+                logs["time_s"] = round(time.time() - self._t0, 2)
+
+    class BestWeights(keras.callbacks.Callback):
+        """Keep the weights of the lowest val_loss (resume-aware)."""
+
+        def on_train_begin(self, logs=None):
+            rows = _read_history(history_path)
+            vals = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
+            self.best = min(vals) if vals else np.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            v = (logs or {}).get("val_loss")
+            if v is not None and np.isfinite(v) and v < self.best:
+                self.best = float(v)
+                self.model.save_weights(str(monitor_path), overwrite=True)
+
+    class Stopper(keras.callbacks.EarlyStopping):
+        """EarlyStopping that picks up its count from history.csv on resume."""
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            rows = _read_history(history_path)
+            vals = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
+            if vals:
+                i = int(np.argmin(vals))
+                self.best = vals[i]
+                self.best_epoch = i
+                self.wait = len(vals) - 1 - i
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            parts = [f"{k}={logs[k]:.4g}" for k in ("loss", "val_loss", "mean_mse",
+                                                     "val_mean_mse", "lr") if k in logs]
+            log(f"epoch {epoch + 1}/{total_epochs} " + " ".join(parts)
+                + f" ({logs.get('time_s', 0):.1f} s)")
+
+    return [
+        keras.callbacks.BackupAndRestore(str(state / "backup"), save_freq="epoch",
+                                         delete_checkpoint=False),
+        LogLR(),
+        BestWeights(),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        Stopper(monitor="val_loss", patience=int(patience), mode="min"),
+        Progress(),
+    ]
+
+
+# --------------------------------------------------------------------------
+# main entry point
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _quiet_numpy2_warning():
+    """Silence the NumPy 2 DeprecationWarning TensorFlow variables raise when Keras saves them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept",
+                                category=DeprecationWarning)
+        yield
+
+
+def _split_config(kind, config):
+    """Separate architecture hyperparameters from training ones in a user config."""
+    config = dict(config or {})
+    training = json.loads(json.dumps(TRAINING_DEFAULTS))
+    for key in list(config):
+        if key in TRAINING_DEFAULTS:
+            training[key] = config.pop(key)
+    return config, training
+
+
+def _hardware():
+    import keras
+
+    info = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+    try:  # backend version, without touching the backend's API
+        import importlib
+
+        mod = importlib.import_module({"tensorflow": "tensorflow", "jax": "jax",
+                                       "torch": "torch"}.get(info["backend"], "numpy"))
+        info["backend_version"] = getattr(mod, "__version__", None)
+    except Exception:  # pragma: no cover
+        pass
+    return info
+
+
+def _card_stub(cfg) -> str:
+    t = cfg["training"]
+    lines = [
+        f"# astro_delens {cfg['kind']} ({cfg['preset']['name']} preset)",
+        "",
+        f"Package version {cfg['version']}; trained {t['finished']} in "
+        f"{t['wall_time_s'] / 60:.1f} min on {t['hardware']['processor']} "
+        f"({t['hardware']['cpu_count']} CPUs, Keras {t['hardware']['keras']} / "
+        f"{t['hardware']['backend']}).",
+        "",
+        "## Training data",
+        "",
+        f"* training set: `{Path(t['train']['path']).name}` ({t['n_train']} of "
+        f"{t['train']['n']} samples used; preset {cfg['preset']['name']})",
+        f"* validation set: `{Path(t['val']['path']).name}` ({t['n_val']} of "
+        f"{t['val']['n']} samples used)",
+        f"* epochs: {t['epochs_run']} (best {t['best_epoch']}, validation loss "
+        f"{t['best_val_loss']:.4g}); batch size {t['batch_size']}; seed {t['seed']}",
+        f"* augmentation: {'8 grid symmetries' if t['augment'] else 'none'}; random masks "
+        f"with probability {t['mask_probability']}",
+        "",
+        "## Evaluation",
+        "",
+        "Not evaluated yet: run `astro-delens evaluate --model DIR --data test.h5 --report DIR`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32, lr=1e-3,
+                seed=0, max_samples=None, max_val_samples=None, patience=8,
+                lr_schedule="cosine", augment=True, overwrite=False, verbose="auto",
+                log=None, command=None) -> dict:
+    """Train a network and write a model directory.
+
+    Parameters
+    ----------
+    kind : {"estimator", "reconstructor"}
+    train, val : path-like
+        Training and validation HDF5 files (layout of `astro_delens.training.dataset`),
+        of the same preset.
+    out : path-like
+        Output model directory. If it holds an interrupted training run of the
+        same configuration, training resumes; a finished model is only replaced
+        with ``overwrite=True``.
+    config : dict, optional
+        Architecture hyperparameters (see `astro_delens.nn.architectures`) and
+        optionally training ones (`TRAINING_DEFAULTS`: ``loss``,
+        ``mask_probability``, ``weight_decay``, ``global_clipnorm``,
+        ``warmup_epochs``).
+    epochs, batch_size, lr, seed, patience : int, int, float, int, int
+        Maximum epochs, batch size, peak learning rate, random seed, and the
+        early-stopping patience (epochs without a better validation loss).
+    max_samples, max_val_samples : int, optional
+        Use only the first samples of the training / validation file.
+    lr_schedule : {"cosine", "plateau", "constant"}
+        Cosine decay after a linear warm-up, or reduce-on-plateau, or constant.
+    augment : bool
+        Random flips and quarter turns of every training sample.
+    verbose : "auto", 0, 1 or 2
+        Keras progress output ("auto": a bar on a terminal, else one line per epoch).
+    log : callable, optional
+        Called with one line per epoch and status messages (default: print to stderr).
+    command : str, optional
+        The command line, recorded in the provenance.
+
+    Returns
+    -------
+    dict
+        The final ``config.json`` contents.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if lr_schedule not in ("cosine", "plateau", "constant"):
+        raise ValueError(f"lr_schedule: expected cosine, plateau or constant, got {lr_schedule!r}")
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
+
+    t_start = time.time()
+    out = Path(out)
+    state = out / STATE_DIR
+    info_train = read_h5_info(train, kind)
+    info_val = read_h5_info(val, kind)
+    preset = info_train["preset"]
+    if info_val["preset"].to_dict() != preset.to_dict():
+        raise ValueError(f"val: preset {info_val['preset'].name!r} differs from the training "
+                         f"set's {preset.name!r}")
+    n_train = info_train["n"] if max_samples is None else min(int(max_samples), info_train["n"])
+    n_val = info_val["n"] if max_val_samples is None else min(int(max_val_samples),
+                                                               info_val["n"])
+    if n_train < 1 or n_val < 1:
+        raise ValueError("max_samples: no training or validation samples left")
+
+    arch_user, training = _split_config(kind, config)
+    arch_user.setdefault("npix", preset.npix)
+    if kind == "reconstructor":
+        arch_user.setdefault("source_npix", preset.source_npix)
+    from ..nn.architectures import resolve_config
+
+    arch = resolve_config(kind, arch_user)
+    if arch["npix"] != preset.npix:
+        raise ValueError(f"config: npix={arch['npix']} but the data have {preset.npix} pixels")
+    mask_p = training["mask_probability"]
+    if mask_p is None:
+        mask_p = 0.1 if preset.noise else 0.0
+    training["mask_probability"] = float(mask_p)
+    stats, stats_source = _param_stats(preset, info_train["path"], n_train)
+
+    # ---- output directory: fresh, resume or refuse
+    resume = False
+    if out.exists() and any(out.iterdir()):
+        prev_cfg = out / "config.json"
+        if state.exists() and prev_cfg.exists() and not overwrite:
+            prev = json.loads(prev_cfg.read_text())
+            same = (prev.get("kind") == kind and prev.get("architecture") == arch
+                    and prev.get("training_setup") == training)
+            if not same:
+                raise ValueError(f"out: {out} holds an interrupted run of a different "
+                                 "configuration; use another directory or --overwrite")
+            resume = True
+        elif overwrite:
+            shutil.rmtree(out)
+        else:
+            raise ValueError(f"out: {out} is not empty (it holds a model or other files); "
+                             "use another directory or --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    state.mkdir(exist_ok=True)
+
+    cfg = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "version": __version__,
+        "status": "training",
+        "architecture": arch,
+        "training_setup": training,
+        "normalization": dict(norm.description(), params=stats, params_source=stats_source),
+        "parameter_names": list(lensmodel.PARAMETER_NAMES),
+        "preset": preset.to_dict(),
+    }
+    if not resume:
+        _atomic_write(out / "config.json", to_json(cfg, indent=2) + "\n")
+        for stale in ("history.csv",):
+            if (out / stale).exists():
+                (out / stale).unlink()
+
+    import keras
+
+    from ..nn.architectures import build_model
+    from ..nn.losses import GaussianNLL, SourceLoss, mean_mse, mean_sigma
+
+    keras.utils.set_random_seed(int(seed))
+    model = build_model(kind, arch)
+    train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
+                             shuffle=True, drop_remainder=True, mask_probability=mask_p,
+                             seed=seed)
+    val_maker = BatchMaker(info_val["path"], kind, n_val, batch_size, stats, seed=seed)
+    train_ds = _make_pydataset(train_maker)
+    val_ds = _make_pydataset(val_maker)
+    steps = len(train_maker)
+
+    if lr_schedule == "cosine":
+        warm = int(min(training["warmup_epochs"] * steps, max(epochs * steps // 10, 0)))
+        decay = max(epochs * steps - warm, 1)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr * 0.1 if warm else lr, decay_steps=decay, alpha=0.01,
+            warmup_target=lr if warm else None, warmup_steps=warm)
+    else:
+        schedule = float(lr)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
+                                       weight_decay=float(training["weight_decay"]),
+                                       global_clipnorm=float(training["global_clipnorm"]))
+    loss_cfg = dict(training.get("loss") or {})
+    if kind == "estimator":
+        loss = GaussianNLL(**loss_cfg)
+        metrics = [mean_mse, mean_sigma]
+    else:
+        loss = SourceLoss(**loss_cfg)
+        metrics = []
+    cfg["loss"] = {"class": type(loss).__name__, **loss.get_config()}
+    for key in ("name", "reduction", "dtype"):
+        cfg["loss"].pop(key, None)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    best_path = state / "best.weights.h5"
+    callbacks = _callbacks(out, state, best_path, patience, log, epochs)
+
+    class EpochSetter(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            train_maker.epoch = epoch
+
+    callbacks.insert(1, EpochSetter())
+    if lr_schedule == "plateau":
+        callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, int(patience) // 3), min_lr=lr / 100))
+    if verbose == "auto":
+        verbose = 1 if sys.stderr.isatty() and sys.stdout.isatty() else 0
+    log(f"{'resuming' if resume else 'training'} {kind} ({model.count_params():,} weights) on "
+        f"{n_train} samples ({steps} batches of {batch_size}), validating on {n_val}; "
+        f"output {out}")
+    try:
+        with _quiet_numpy2_warning():
+            model.fit(train_ds, validation_data=val_ds, epochs=int(epochs), callbacks=callbacks,
+                      verbose=verbose)
+    finally:
+        train_maker.close()
+        val_maker.close()
+        for cb in callbacks:  # Keras closes the CSV log only when training ends normally
+            f = getattr(cb, "csv_file", None)
+            if f is not None and not f.closed:
+                f.close()
+
+    rows = _read_history(out / "history.csv")
+    vals = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
+    if not best_path.exists() or not vals:
+        raise RuntimeError("training produced no finite validation loss; no model written")
+    best_epoch = int(np.argmin(vals)) + 1
+
+    # a clean copy of the best weights (no optimizer state)
+    clean = build_model(kind, arch)
+    clean.load_weights(str(best_path))
+    with _quiet_numpy2_warning():
+        clean.save_weights(str(out / "model.weights.h5"))
+
+    epoch_times = [float(r["time_s"]) for r in rows if r.get("time_s") not in (None, "")]
+    wall = max(sum(epoch_times), time.time() - t_start)
+    cfg["status"] = "trained"
+    cfg["training"] = {
+        "train": {k: v for k, v in info_train.items() if k != "preset"},
+        "val": {k: v for k, v in info_val.items() if k != "preset"},
+        "n_train": n_train,
+        "n_val": n_val,
+        "epochs_requested": int(epochs),
+        "epochs_run": len(rows),
+        "best_epoch": best_epoch,
+        "best_val_loss": float(min(vals)),
+        "final_train_loss": float(rows[-1]["loss"]) if rows else None,
+        "batch_size": int(batch_size),
+        "learning_rate": float(lr),
+        "lr_schedule": lr_schedule,
+        "patience": int(patience),
+        "optimizer": "AdamW",
+        "augment": bool(augment),
+        "mask_probability": float(mask_p),
+        "seed": int(seed),
+        "resumed": bool(resume),
+        "wall_time_s": round(wall, 1),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": _hardware(),
+        "package_version": __version__,
+        "command": command,
+        "n_weights": int(clean.count_params()),
+    }
+    _atomic_write(out / "config.json", to_json(cfg, indent=2) + "\n")
+    _atomic_write(out / "card.md", _card_stub(cfg))
+    write_checksums(out)
+    shutil.rmtree(state, ignore_errors=True)
+    log(f"done: best epoch {best_epoch} (val_loss {min(vals):.4g}); model written to {out}")
+    return cfg

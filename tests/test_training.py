@@ -1,0 +1,233 @@
+"""Tests of astro_delens.training.train / evaluate and the train / evaluate commands.
+
+They train tiny networks for a few epochs on tiny HDF5 files written here in the
+layout of CONTRACTS.md (a ring whose radius follows theta_E and whose centre
+follows the lens centre; a Gaussian source whose width follows theta_E).
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from astro_delens import lensmodel
+from astro_delens.presets import Preset
+
+keras = pytest.importorskip("keras")
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+NPIX = 32
+
+
+def write_toy_h5(path, n, seed=0, npix=NPIX, name="toy"):
+    """A tiny dataset file in the CONTRACTS.md layout, with a learnable signal."""
+    import h5py
+
+    preset = Preset(name=name, npix=npix, pixel_scale=0.1, source_npix=npix,
+                    source_pixel_scale=0.05, source_reference_fwhm=0.1, supersampling=1,
+                    noise=True, snr_range=(10.0, 10.0))
+    rng = np.random.default_rng(seed)
+    p = lensmodel.sample_parameters("survey", rng, n)
+    j, i = np.mgrid[0:npix, 0:npix]
+    x, y = lensmodel.pixel_to_angle(i, j, npix, 0.1)
+    xs, ys = lensmodel.pixel_to_angle(i, j, npix, 0.05)
+    image = np.empty((n, npix, npix), np.float32)
+    source = np.empty_like(image)
+    for k in range(n):
+        r = np.hypot(x - p[k, 4], y - p[k, 5])
+        amp = 10.0 ** rng.uniform(-1, 1)
+        image[k] = amp * np.exp(-0.5 * ((r - 0.5 * p[k, 0]) / 0.12) ** 2)
+        source[k] = amp * np.exp(-0.5 * (xs ** 2 + ys ** 2) / (0.1 + 0.1 * p[k, 0]) ** 2)
+    noise = (0.05 * image.max(axis=(1, 2)))[:, None, None] * np.ones_like(image)
+    image += (rng.normal(size=image.shape) * noise).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        kw = dict(chunks=(1, npix, npix), compression="gzip")
+        f.create_dataset("image", data=image, **kw)
+        f.create_dataset("noise_map", data=noise.astype(np.float32), **kw)
+        f.create_dataset("source", data=source, **kw)
+        f.create_dataset("params", data=p, chunks=(1, 8))
+        f.attrs.update(preset=name, preset_json=json.dumps(preset.to_dict()), split="train",
+                       seed=seed, n=n, complete=True,
+                       parameter_names=json.dumps(list(lensmodel.PARAMETER_NAMES)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("toy")
+    return {"train": write_toy_h5(d / "train.h5", 64, seed=1),
+            "val": write_toy_h5(d / "val.h5", 32, seed=2),
+            "test": write_toy_h5(d / "test.h5", 24, seed=3),
+            "dir": d}
+
+
+def _history(model_dir):
+    with open(model_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def trained(toy):
+    """A tiny estimator and reconstructor trained through the command line."""
+    from astro_delens.cli import main
+
+    out = {}
+    for kind in ("estimator", "reconstructor"):
+        d = toy["dir"] / kind
+        rc = main(["train", kind, "--train", str(toy["train"]), "--val", str(toy["val"]),
+                   "--out", str(d), "--config", "tiny", "--epochs", "4", "--batch-size", "8",
+                   "--lr", "3e-3", "--seed", "1", "--quiet"])
+        assert rc == 0
+        out[kind] = d
+    return out
+
+
+def test_training_lowers_the_loss_and_writes_a_model_dir(trained):
+    from astro_delens.nn.registry import verify_checksums
+
+    for kind, d in trained.items():
+        rows = _history(d)
+        assert len(rows) == 4
+        loss = [float(r["loss"]) for r in rows]
+        val = [float(r["val_loss"]) for r in rows]
+        assert loss[-1] < loss[0], (kind, loss)
+        assert min(val) < val[0], (kind, val)
+        cfg = json.loads((d / "config.json").read_text())
+        assert cfg["kind"] == kind and cfg["status"] == "trained"
+        assert cfg["preset"]["npix"] == NPIX
+        t = cfg["training"]
+        assert t["n_train"] == 64 and t["seed"] == 1 and t["epochs_run"] == 4
+        assert t["train"]["path"].endswith("train.h5") and t["hardware"]["keras"]
+        assert len(cfg["normalization"]["params"]["mean"]) == 8
+        assert (d / "card.md").read_text().startswith("# astro_delens")
+        assert set(verify_checksums(d)) == {"config.json", "model.weights.h5", "card.md"}
+        assert not (d / ".training").exists()
+
+
+def test_batches_are_deterministic_and_augmented_consistently(toy):
+    from astro_delens.nn import normalization as norm
+    from astro_delens.training.train import BatchMaker
+
+    stats = {"mean": [0.0] * 8, "std": [1.0] * 8}
+    a = BatchMaker(toy["train"], "estimator", 64, 8, stats, augment=True, shuffle=True, seed=3)
+    b = BatchMaker(toy["train"], "estimator", 64, 8, stats, augment=True, shuffle=True, seed=3)
+    x1, y1 = a.get(2)
+    x2, y2 = b.get(2)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    a.epoch = 1
+    assert not np.array_equal(a.get(2)[0], x1)
+    # invariants of the symmetries: theta_E and gamma unchanged, |e|, |shear| and |centre| too
+    plain = BatchMaker(toy["train"], "estimator", 64, 8, stats)
+    sel = b.indices(2)
+    import h5py
+
+    with h5py.File(toy["train"]) as f:
+        p = f["params"][sel]
+    np.testing.assert_allclose(y1[:, :2], p[:, :2], rtol=1e-6)
+    for i, j in ((2, 3), (4, 5), (6, 7)):
+        np.testing.assert_allclose(np.hypot(y1[:, i], y1[:, j]), np.hypot(p[:, i], p[:, j]),
+                                   rtol=1e-5)
+    x0, _ = plain.get(0)
+    assert x0.shape == (8, NPIX, NPIX, 2) and x0.dtype == np.float32
+    # reconstructor targets are the source divided by the same image scale
+    r = BatchMaker(toy["train"], "reconstructor", 64, 8)
+    x, y = r.get(0)
+    with h5py.File(toy["train"]) as f:
+        _, scale = norm.normalize_inputs(f["image"][:8], f["noise_map"][:8])
+        np.testing.assert_allclose(y[..., 0], f["source"][:8] / scale[:, None, None], rtol=1e-5)
+    for m in (a, b, plain, r):
+        m.close()
+
+
+def test_resume_after_interruption(toy):
+    from astro_delens.training.train import train_model
+
+    out = toy["dir"] / "resume"
+    calls = []
+
+    def interrupt_after_epoch_2(msg):
+        calls.append(msg)
+        if msg.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    kw = dict(config={"stem_width": 2, "widths": [4], "blocks": [1], "head_units": 8},
+              epochs=3, batch_size=16, seed=0, max_samples=32, max_val_samples=16)
+    with pytest.raises(KeyboardInterrupt):
+        train_model("estimator", toy["train"], toy["val"], out, log=interrupt_after_epoch_2,
+                    **kw)
+    assert (out / ".training").exists() and not (out / "model.weights.h5").exists()
+    assert len(_history(out)) == 2
+    # a different configuration may not resume into the same directory
+    with pytest.raises(ValueError, match="different configuration"):
+        train_model("estimator", toy["train"], toy["val"], out, log=lambda m: None,
+                    **dict(kw, config={"stem_width": 3, "widths": [4], "blocks": [1]}))
+    msgs = []
+    cfg = train_model("estimator", toy["train"], toy["val"], out, log=msgs.append, **kw)
+    assert msgs[0].startswith("resuming")
+    assert [m for m in msgs if m.startswith("epoch")] == [msgs[1]] and msgs[1].startswith(
+        "epoch 3/3")
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1, 2]
+    assert cfg["training"]["epochs_run"] == 3 and cfg["training"]["resumed"]
+    assert (out / "model.weights.h5").exists() and not (out / ".training").exists()
+    # a finished model is not overwritten without --overwrite
+    with pytest.raises(ValueError, match="not empty"):
+        train_model("estimator", toy["train"], toy["val"], out, log=lambda m: None, **kw)
+
+
+def test_train_command_errors(toy, tmp_path, capsys):
+    from astro_delens.cli import main
+
+    base = ["train", "estimator", "--val", str(toy["val"]), "--out", str(tmp_path / "m")]
+    assert main(base + ["--train", str(tmp_path / "missing.h5")]) == 2
+    assert "missing.h5" in capsys.readouterr().err
+    assert main(base + ["--train", str(toy["train"]), "--config", "{not json"]) == 2
+    assert "--config" in capsys.readouterr().err
+    assert main(base + ["--train", str(toy["train"]), "--config", '{"bogus": 1}']) == 2
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(base + ["--train", str(toy["train"]), "--epochs", "0"])
+
+
+def test_evaluate_estimator_and_reconstructor(trained, toy, tmp_path):
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import load_estimator, verify_checksums
+
+    rep = tmp_path / "est_report"
+    assert main(["evaluate", "--model", str(trained["estimator"]), "--data", str(toy["test"]),
+                 "--report", str(rep), "--quiet"]) == 0
+    report = json.loads((rep / "report.json").read_text())
+    assert report["kind"] == "estimator" and report["n"] == 24
+    m = report["metrics"]
+    assert set(m) == set(lensmodel.PARAMETER_NAMES)
+    for name in lensmodel.PARAMETER_NAMES:
+        assert {"rms", "bias", "rms_over_prior_std", "coverage_68", "coverage_95"} <= set(m[name])
+        assert 0 <= m[name]["coverage_68"] <= m[name]["coverage_95"] <= 1
+    assert "median_abs_fractional_error" in m["theta_E"]
+    assert len(report["calibration"]["nominal"]) == 19
+    for fig in ("pred_vs_true.png", "calibration.png"):
+        assert (rep / fig).stat().st_size > 1000
+    # the card was updated and the checksums still hold
+    verify_checksums(trained["estimator"])
+    est = load_estimator(trained["estimator"])
+    assert est.card["evaluation"]["n"] == 24
+    assert "| theta_E |" in est.card["markdown"]
+
+    rep = tmp_path / "rec_report"
+    assert main(["evaluate", "--model", str(trained["reconstructor"]), "--data",
+                 str(toy["test"]), "--report", str(rep), "--examples", "2", "--quiet",
+                 "--no-card"]) == 0
+    report = json.loads((rep / "report.json").read_text())
+    assert report["kind"] == "reconstructor"
+    assert {"ssim", "psnr", "mse", "relative_mse", "flux_ratio"} <= set(report["metrics"])
+    assert -1 <= report["metrics"]["ssim"]["median"] <= 1
+    assert "peak of the true normalised source" in report["data_range"]
+    assert (rep / "examples.png").stat().st_size > 1000
+    assert json.loads((trained["reconstructor"] / "config.json").read_text())["status"] == \
+        "trained"
+    # wrong model path
+    assert main(["evaluate", "--model", str(tmp_path), "--data", str(toy["test"]),
+                 "--report", str(rep)]) == 2
