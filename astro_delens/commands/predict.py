@@ -1,0 +1,288 @@
+"""Estimate the lens parameters of FITS images into one ECSV table.
+
+Each FILE is prepared (cutout, background, noise, resampling to the model's
+north-up grid; see astro_delens.cutout), run through the parameter network, and
+becomes one row of the table: the eight parameters and their 1-sigma errors,
+axis ratio, position angle (east of north), shear and shear angle, and the lens
+centre on the sky when the file has a celestial WCS. The table's metadata
+records the model (name, version, SHA-256) and every preprocessing step.
+
+A file that cannot be processed is reported on one line of stderr and
+skipped; the exit status is then 1. Out-of-domain inputs give a warning line
+and are flagged in the "flags" column. FILE may name an extension as
+FILE[EXT]. --noise, --psf and --mask take a number (noise: constant 1-sigma;
+psf: Gaussian FWHM in arcsec), a FITS file (optionally FILE[EXT]), or the name
+or number of an extension of each input file.
+
+examples:
+  astro-delens predict lens1.fits lens2.fits -o results.ecsv
+  astro-delens predict euclid_*.fits --hdu VIS_FLUX --noise VIS_RMS --psf VIS_PSF -o q1.ecsv
+  astro-delens predict cutout.fits --ra 150.1163 --dec 2.2057 --size 8 -o one.ecsv
+  astro-delens predict stamp.fits --pixel-scale 0.05 --noise 0.003 -o stamp.ecsv
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import sys
+import warnings
+
+from ..cli import CommandError
+
+HELP = "estimate lens parameters of FITS images into an ECSV table"
+
+#: Files prepared and sent through the network together.
+CHUNK = 128
+
+
+# --------------------------------------------------------------------------
+# options shared with ``astro-delens reconstruct``
+# --------------------------------------------------------------------------
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options describing the input images (shared by predict and reconstruct)."""
+    parser.add_argument("files", nargs="+", metavar="FILE", help="FITS images (FILE or FILE[EXT])")
+    parser.add_argument("--hdu", metavar="HDU", default=None,
+                        help="HDU holding the image: a number or an EXTNAME (default: the first "
+                             "HDU with an image)")
+    where = parser.add_argument_group("cutout centre (default: the image centre)")
+    where.add_argument("--ra", metavar="RA", default=None,
+                       help="right ascension (ICRS): degrees, or sexagesimal hours like 10:00:27.9")
+    where.add_argument("--dec", metavar="DEC", default=None,
+                       help="declination (ICRS): degrees, or sexagesimal like +02:12:20 "
+                            "(write --dec=-02:12:20 for a negative one)")
+    where.add_argument("--x", metavar="X", default=None, help="pixel column (zero-based)")
+    where.add_argument("--y", metavar="Y", default=None, help="pixel row (zero-based)")
+    parser.add_argument("--size", metavar="ARCSEC", default=None,
+                        help="width of the region used, in arcsec (default: the model's field)")
+    parser.add_argument("--pixel-scale", metavar="ARCSEC", default=None,
+                        help="pixel scale in arcsec, for images without a celestial WCS")
+    parser.add_argument("--noise", metavar="NOISE", default=None,
+                        help="1-sigma noise: a number, a FITS noise map, or an extension of each "
+                             "input file (default: estimated from the sky)")
+    parser.add_argument("--psf", metavar="PSF", default=None,
+                        help="PSF: a FITS image, an extension of each input file, or a Gaussian "
+                             "FWHM in arcsec")
+    parser.add_argument("--mask", metavar="MASK", default=None,
+                        help="bad-pixel mask (non-zero = bad): a FITS image or an extension of "
+                             "each input file")
+    parser.add_argument("--background-subtracted", action="store_true",
+                        help="the images have no sky background left: do not subtract one")
+    parser.add_argument("--no-mask-contaminants", action="store_true",
+                        help="do not mask sources far from the lens automatically")
+    parser.add_argument("--model", default="survey", metavar="MODEL",
+                        help="model family name (survey, seed) or model directory "
+                             "(default: survey)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="do not show the progress bar (shown only on a terminal anyway)")
+
+
+def _float(value, option, positive=False):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CommandError(f"{option}: expected a number, got {value!r}") from None
+    if number != number or (positive and not number > 0):
+        raise CommandError(f"{option}: expected a positive number, got {value!r}")
+    return number
+
+
+def _position(args):
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    sky = (args.ra is not None, args.dec is not None)
+    pix = (args.x is not None, args.y is not None)
+    if any(sky) and any(pix):
+        raise CommandError("--ra/--dec and --x/--y: give a sky position or a pixel position, "
+                           "not both")
+    if any(sky):
+        if not all(sky):
+            raise CommandError("--ra and --dec must be given together")
+        ra_unit = u.hourangle if any(c in str(args.ra) for c in ":h ") else u.deg
+        try:
+            return SkyCoord(args.ra, args.dec, unit=(ra_unit, u.deg), frame="icrs")
+        except (ValueError, TypeError, u.UnitsError) as exc:
+            raise CommandError(f"--ra/--dec: cannot read {args.ra!r} {args.dec!r} ({exc})") \
+                from None
+    if any(pix):
+        if not all(pix):
+            raise CommandError("--x and --y must be given together")
+        return (_float(args.x, "--x"), _float(args.y, "--y"))
+    return None
+
+
+def _hdu(value):
+    if value is None:
+        return None
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _aux(value, option, numeric_kind):
+    """--noise / --psf / --mask: a number, or a file / extension reference (str)."""
+    import astropy.units as u
+
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value  # a FITS file, FILE[EXT], or an extension of each input
+    if numeric_kind is None:
+        raise CommandError(f"{option}: expected a FITS file or an extension name, got {value!r}")
+    if not number > 0 and not (numeric_kind == "noise" and number == 0):
+        raise CommandError(f"{option}: expected a positive number, got {value!r}")
+    return number * u.arcsec if numeric_kind == "fwhm" else number
+
+
+def prepare_options(args) -> dict:
+    """Keyword arguments of the public classes from the parsed options (usage errors raise)."""
+    import astropy.units as u
+
+    options = {
+        "hdu": _hdu(args.hdu),
+        "position": _position(args),
+        "size": None if args.size is None else _float(args.size, "--size", True) * u.arcsec,
+        "pixel_scale": None if args.pixel_scale is None
+        else _float(args.pixel_scale, "--pixel-scale", True) * u.arcsec,
+        "noise": _aux(args.noise, "--noise", "noise"),
+        "psf": _aux(args.psf, "--psf", "fwhm"),
+        "mask": _aux(args.mask, "--mask", None),
+        "background_subtracted": bool(args.background_subtracted),
+        "mask_contaminants": not args.no_mask_contaminants,
+    }
+    return options
+
+
+def load_model(cls, args, **kwargs):
+    """Instantiate ``cls(args.model)``; a missing or broken model is a usage error."""
+    from ..nn.registry import ChecksumError, ModelNotFoundError
+
+    try:
+        return cls(args.model, **kwargs)
+    except (ModelNotFoundError, ChecksumError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+class Reporter:
+    """One line on stderr per problem, written through tqdm so the bar stays intact."""
+
+    def __init__(self, command):
+        self.command = command
+        self.failed = []
+
+    def line(self, text):
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"astro-delens {self.command}: {text}", file=sys.stderr)
+
+    def fail(self, name, exc):
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        self.failed.append(name)
+        self.line(f"{name}: error: {message}")
+
+    @contextlib.contextmanager
+    def warnings_for(self, name):
+        """Show the warnings raised while processing ``name`` as one line each."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        seen = set()
+        for w in caught:
+            if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+                continue
+            text = " ".join(str(w.message).split())
+            if text not in seen:
+                seen.add(text)
+                self.line(f"{name}: warning: {text}" if name else f"warning: {text}")
+
+
+def command_line(args, command, files=None) -> str:
+    """The command line that ``args`` stands for (recorded with the outputs)."""
+    import shlex
+
+    words = ["astro-delens", command, *(args.files if files is None else files)]
+    for option in ("hdu", "ra", "dec", "x", "y", "size", "pixel_scale", "noise", "psf", "mask",
+                   "model", "output", "outdir"):
+        value = getattr(args, option, None)
+        if value is not None:
+            words.append(f"--{option.replace('_', '-')}={value}")
+    for flag in ("background_subtracted", "no_mask_contaminants", "overwrite", "plot"):
+        if getattr(args, flag, False):
+            words.append(f"--{flag.replace('_', '-')}")
+    return shlex.join(words)
+
+
+def progress(files, args, desc):
+    from tqdm.auto import tqdm
+
+    disable = args.no_progress or not sys.stderr.isatty()
+    return tqdm(files, disable=disable, desc=desc, unit="file", file=sys.stderr)
+
+
+def chunks(items, size=CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def strip_arrays(prepared):
+    """A copy of a PreparedCutout without its arrays (keeps the WCS and the log)."""
+    return dataclasses.replace(prepared, image=None, noise_map=None, mask=None, psf=None)
+
+
+# --------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``astro-delens predict`` to ``parser``."""
+    add_input_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="TABLE",
+                        help="output ECSV table (one row per file that succeeded)")
+
+
+def run(args) -> int:
+    """Run ``astro-delens predict``; returns the exit status."""
+    from ..estimator import LensParameterEstimator
+    from ..results import estimates_table, write_table
+
+    if not str(args.output).lower().endswith(".ecsv"):
+        raise CommandError(f"--output: expected an .ecsv file name, got {args.output!r}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
+    options = prepare_options(args)
+    estimator = load_model(LensParameterEstimator, args)
+    report = Reporter("predict")
+    estimates, labels = [], []
+    bar = progress(args.files, args, "predict")
+    for chunk in chunks(list(args.files)):
+        prepared, names = [], []
+        for name in chunk:
+            with report.warnings_for(name):
+                try:
+                    prepared.append(estimator.prepare(name, **options))
+                    names.append(name)
+                except Exception as exc:  # one bad file never stops the batch
+                    report.fail(name, exc)
+            bar.update(1)
+        if not prepared:
+            continue
+        with report.warnings_for(None):  # the messages name their input
+            results = estimator.predict_prepared(prepared)
+        for est in results:
+            est.prepared = strip_arrays(est.prepared)
+        estimates.extend(results)
+        labels.extend(names)
+    bar.close()
+    if estimates:
+        table = estimates_table(estimates, labels)
+        table.meta["command"] = command_line(args, "predict")
+        write_table(table, args.output, overwrite=True)
+        report.line(f"wrote {len(estimates)} of {len(args.files)} estimates to {args.output}")
+    else:
+        report.line("no file could be processed; nothing written")
+    return 1 if report.failed else 0

@@ -1,0 +1,331 @@
+"""`LensParameterEstimator`: lens parameters of real survey cutouts, with uncertainties.
+
+The estimator wires three modules together: `astro_delens.cutout` turns any
+input into a cutout on the model's grid, the parameter network of
+`astro_delens.nn.registry` predicts a Gaussian posterior for the eight
+parameters of `astro_delens.lensmodel`, and `astro_delens.results` turns it
+into tables with units, sky quantities and sky coordinates.
+
+Examples
+--------
+Untrained test networks show the plumbing (the shipped ``"survey"`` model is the default):
+
+>>> import tempfile, warnings
+>>> import astropy.units as u
+>>> from astro_delens import LensParameterEstimator
+>>> from astro_delens.data import example_path
+>>> from astro_delens.data._devtools import make_untrained_family
+>>> family = make_untrained_family(tempfile.mkdtemp())
+>>> est = LensParameterEstimator(family)
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore")  # untrained: estimates are out of domain
+...     result = est.predict(example_path())
+>>> table = result.to_table()
+>>> table["theta_E"].unit, table["center"].frame.name
+(Unit("arcsec"), 'icrs')
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from . import lensmodel
+from .cutout import prepare_cutout
+from .exceptions import OutOfDomainWarning
+from .results import LensEstimate, estimates_table
+
+__all__ = ["LensParameterEstimator"]
+
+#: Keyword arguments of `astro_delens.cutout.prepare_cutout` accepted by ``predict``.
+PREPARE_KEYWORDS = ("pixel_scale", "position", "size", "noise", "psf", "mask", "hdu",
+                    "background_subtracted", "mask_contaminants")
+
+
+def _load(model, kind, verify):
+    from .nn import registry
+
+    if isinstance(model, (registry.LoadedEstimator, registry.LoadedReconstructor)):
+        if model.kind != kind:
+            raise ValueError(f"model: expected a loaded {kind}, got a {model.kind}")
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model: expected a model name or a model directory, "
+                        f"got {type(model).__name__}")
+    loader = registry.load_estimator if kind == "estimator" else registry.load_reconstructor
+    return loader(model, verify=verify)
+
+
+def _model_info(loaded) -> dict:
+    return {
+        "kind": loaded.kind,
+        "name": loaded.name,
+        "version": loaded.version,
+        "preset": loaded.preset.name,
+        "sha256": dict(loaded.sha256),
+        "path": str(loaded.path),
+    }
+
+
+def _input_name(item, index):
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"{type(item).__name__}[{index}]"
+
+
+def _split_item(item):
+    """``data`` or ``(data, {keywords})`` -> (data, keywords)."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict):
+        return item[0], dict(item[1])
+    return item, {}
+
+
+def _check_keywords(kwargs):
+    unknown = sorted(set(kwargs) - set(PREPARE_KEYWORDS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}; "
+                        f"accepted: {list(PREPARE_KEYWORDS)}")
+
+
+class LensParameterEstimator:
+    """Estimate the eight lens parameters of a strong lens, with 1-sigma uncertainties.
+
+    Parameters
+    ----------
+    model : str or path-like
+        A shipped model family (``"survey"``, the default, or ``"seed"``), a
+        family directory or an estimator model directory (see
+        `astro_delens.nn.registry`).
+    verify : bool
+        Check the SHA-256 checksums of the model files before loading them.
+    batch_size : int
+        Images per network call in `predict_many`.
+
+    Attributes
+    ----------
+    preset : `~astro_delens.presets.Preset`
+        The model's preset: its image grid and training domain.
+    model_info : dict
+        Name, version, preset and SHA-256 checksums of the model (recorded in results).
+
+    Examples
+    --------
+    >>> est = LensParameterEstimator()                           # doctest: +SKIP
+    >>> result = est.predict("lens.fits", hdu="SCI")             # doctest: +SKIP
+    >>> result.to_table()["theta_E", "theta_E_err", "center"]   # doctest: +SKIP
+    """
+
+    def __init__(self, model="survey", *, verify=True, batch_size=256):
+        self._model = _load(model, "estimator", verify)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+    @property
+    def preset(self):
+        return self._model.preset
+
+    @property
+    def model_info(self) -> dict:
+        return _model_info(self._model)
+
+    def __repr__(self):
+        p = self.preset
+        return (f"<LensParameterEstimator model={self._model.name!r} "
+                f"({p.npix}x{p.npix} at {p.pixel_scale}\"/pix)>")
+
+    # -- steps -------------------------------------------------------------
+    def prepare(self, data, **kwargs):
+        """The `~astro_delens.cutout.PreparedCutout` that `predict` would feed the network."""
+        _check_keywords(kwargs)
+        return prepare_cutout(data, self.preset, **kwargs)
+
+    def predict_prepared(self, prepared) -> list:
+        """Estimates for a sequence of prepared cutouts (one network call per batch)."""
+        prepared = list(prepared)
+        if not prepared:
+            return []
+        images = np.stack([p.image for p in prepared])
+        noises = np.stack([p.noise_map for p in prepared])
+        masks = np.stack([p.mask for p in prepared])
+        mean, std = self._model.predict(images, noises, masks, batch_size=self.batch_size)
+        info = self.model_info
+        return [LensEstimate(m, s, p, info, self._domain_flags(m, p))
+                for m, s, p in zip(mean, std, prepared)]
+
+    def _domain_flags(self, mean, prepared):
+        flags = [code for code, _ in prepared.domain_warnings]
+        try:
+            priors = lensmodel.get_priors(self.preset.name)
+        except ValueError:
+            priors = {}
+        outside = []
+        for i, name in enumerate(lensmodel.PARAMETER_NAMES):
+            if name in priors:
+                low, high = priors[name].bounds
+                if not (low <= mean[i] <= high):
+                    outside.append(f"{name}={mean[i]:.3g} (prior {low:g} to {high:g})")
+        if outside:
+            flags.append("prior")
+            warnings.warn(OutOfDomainWarning(
+                f"{prepared.label}: estimate outside the training prior of preset "
+                f"{self.preset.name!r}: " + ", ".join(outside), "prior"), stacklevel=3)
+        theta_e = float(mean[0])
+        needed = 1.2 * theta_e + (prepared.psf_fwhm or 0.0)
+        if np.isfinite(prepared.field_radius) and prepared.field_radius < needed \
+                and "field" not in flags:
+            flags.append("field")
+            warnings.warn(OutOfDomainWarning(
+                f"{prepared.label}: the cutout covers {prepared.field_radius:.2f}\" around the "
+                f"centre, too small to hold the arcs of the estimated theta_E = "
+                f"{theta_e:.2f}\"", "field"), stacklevel=3)
+        return flags
+
+    # -- public ------------------------------------------------------------
+    def predict(self, data, *, pixel_scale=None, position=None, size=None, noise=None,
+                psf=None, mask=None, hdu=None, background_subtracted=False,
+                mask_contaminants=True) -> LensEstimate:
+        """Estimate the lens parameters of one image.
+
+        Parameters
+        ----------
+        data : str, pathlib.Path, HDUList, image HDU, NDData, Quantity or ndarray
+            The image (see `astro_delens.cutout`). Arrays without a WCS are taken
+            to be north up and east left.
+        pixel_scale : `~astropy.units.Quantity`, optional
+            Required for data without a celestial WCS.
+        position : `~astropy.coordinates.SkyCoord` or (x, y), optional
+            Centre of the cutout (default: the image centre).
+        size : `~astropy.units.Quantity`, optional
+            Width of the region used (default: the model's field of view).
+        noise, psf, mask, hdu, background_subtracted, mask_contaminants
+            See `astro_delens.cutout.prepare_cutout`.
+
+        Returns
+        -------
+        `~astro_delens.results.LensEstimate`
+            ``to_table()`` gives a one-row `~astropy.table.QTable`.
+
+        Warns
+        -----
+        `~astro_delens.exceptions.OutOfDomainWarning`
+            Input or estimate outside the model's training domain.
+        """
+        prepared = prepare_cutout(
+            data, self.preset, pixel_scale=pixel_scale, position=position, size=size,
+            noise=noise, psf=psf, mask=mask, hdu=hdu,
+            background_subtracted=background_subtracted, mask_contaminants=mask_contaminants)
+        return self.predict_prepared([prepared])[0]
+
+    def predict_many(self, inputs, *, names=None, on_error="raise", progress=None, **kwargs):
+        """Estimate the parameters of many images; one table row per input.
+
+        Parameters
+        ----------
+        inputs : iterable
+            Each item is an input accepted by `predict`, or a pair
+            ``(data, {keyword: value})`` with keywords for that input only.
+        names : sequence of str, optional
+            Identifiers for the ``input`` column (default: the file name, or the
+            type and index of the object).
+        on_error : {"raise", "warn"}
+            With ``"warn"``, an input that fails gives a warning and a row of
+            NaN whose ``error`` column holds the message.
+        progress : bool or None
+            Show a progress bar (tqdm) over the inputs; None: only on a terminal.
+        **kwargs
+            Keywords of `predict` applied to every input.
+
+        Returns
+        -------
+        `~astropy.table.QTable`
+            Columns as `~astro_delens.results.estimates_table`, plus ``error``
+            when ``on_error="warn"``.
+        """
+        from tqdm.auto import tqdm
+
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
+        _check_keywords(kwargs)
+        items = list(inputs)
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != len(items):
+                raise ValueError(f"names: {len(names)} names for {len(items)} inputs")
+        else:
+            names = [_input_name(_split_item(item)[0], i) for i, item in enumerate(items)]
+        prepared, errors = [], {}
+        for i, item in enumerate(tqdm(items, disable=not _show_progress(progress), desc="preparing",
+                                      unit="image")):
+            data, own = _split_item(item)
+            _check_keywords(own)
+            try:
+                prepared.append(prepare_cutout(data, self.preset, **{**kwargs, **own}))
+            except Exception as exc:
+                if on_error == "raise":
+                    raise
+                errors[i] = f"{type(exc).__name__}: {exc}"
+                warnings.warn(_failure_warning(names[i], errors[i]), stacklevel=2)
+                prepared.append(None)
+        good = [p for p in prepared if p is not None]
+        estimates = iter(self.predict_prepared(good))
+        rows = [next(estimates) if p is not None else None for p in prepared]
+        return _table_with_failures(rows, names, errors, on_error == "warn")
+
+
+def _show_progress(progress):
+    import sys
+
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def _failure_warning(name, message):
+    from .exceptions import AstroDelensWarning
+
+    return AstroDelensWarning(f"{name}: skipped ({message})")
+
+
+def _table_with_failures(rows, names, errors, with_error_column):
+    """Table of the estimates in input order, with NaN rows for the failures."""
+    from astropy.coordinates import SkyCoord
+    from astropy.table import QTable
+
+    good_idx = [i for i, r in enumerate(rows) if r is not None]
+    n = len(rows)
+    if good_idx:
+        good = estimates_table([rows[i] for i in good_idx], [names[i] for i in good_idx])
+    else:
+        good = QTable()
+        for name in lensmodel.PARAMETER_NAMES:
+            good[name] = np.zeros(0)
+            good[name + "_err"] = np.zeros(0)
+    if len(good_idx) == n:
+        table = good
+    else:
+        table = QTable(meta=good.meta)
+        idx = np.array(good_idx, dtype=int)
+        for col in good.colnames:
+            values = good[col]
+            if col == "input":
+                table[col] = list(names)
+            elif col == "flags":
+                flags = ["error"] * n
+                for k, i in enumerate(good_idx):
+                    flags[i] = values[k]
+                table[col] = flags
+            elif isinstance(values, SkyCoord):
+                ra, dec = np.full(n, np.nan), np.full(n, np.nan)
+                ra[idx], dec[idx] = values.ra.deg, values.dec.deg
+                table[col] = SkyCoord(ra, dec, unit="deg", frame="icrs")
+            else:
+                unit = getattr(values, "unit", None)
+                full = np.full(n, np.nan)
+                full[idx] = np.asarray(getattr(values, "value", values), dtype=float)
+                table[col] = full * unit if unit is not None else full
+        if "input" not in table.colnames:
+            table.add_column(list(names), name="input", index=0)
+    if with_error_column or errors:
+        table["error"] = [errors.get(i, "") for i in range(n)]
+    return table

@@ -1,0 +1,278 @@
+"""`SourceReconstructor`: the unlensed source of a strong lens, as NDData with a source-plane WCS.
+
+The source network of `astro_delens.nn.registry` predicts the source surface
+brightness on the preset's source-plane grid (``source_npix`` pixels of
+``source_pixel_scale``), centred on the lens centre. The lens centre is taken
+from a parameter network of the same model family (or given by the caller), so
+that the returned `~astropy.nddata.CCDData` carries a WCS whose reference pixel
+is the lens centre: a celestial TAN WCS when the input had one, else linear
+offsets in arcsec from the cutout centre (x east, y north).
+
+Examples
+--------
+>>> import tempfile, warnings
+>>> from astro_delens import SourceReconstructor
+>>> from astro_delens.data import example_path
+>>> from astro_delens.data._devtools import make_untrained_family
+>>> rec = SourceReconstructor(make_untrained_family(tempfile.mkdtemp()))
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore")  # untrained networks: out-of-domain estimates
+...     source = rec.reconstruct(example_path())
+>>> source.shape, source.wcs.wcs.ctype[0], source.meta["ADKIND"]
+((96, 96), 'RA---TAN', 'reconstructor')
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import astropy.units as u
+from astropy.coordinates import SkyCoord
+
+from . import lensmodel
+from .cutout import prepare_cutout
+from .estimator import (
+    PREPARE_KEYWORDS,
+    LensParameterEstimator,
+    _check_keywords,
+    _load,
+    _model_info,
+    _split_item,
+)
+from .exceptions import AstroDelensWarning
+from .results import LensEstimate, make_source
+
+__all__ = ["SourceReconstructor"]
+
+
+def _companion_estimator(model, verify):
+    """The parameter network of the same family as ``model`` (None when there is none)."""
+    from .nn import registry
+
+    candidates = []
+    if isinstance(model, (str, os.PathLike)):
+        text = os.fspath(model)
+        candidates.append(text)
+        path = Path(text)
+        if path.name == "reconstructor":
+            candidates.append(str(path.parent))
+    elif isinstance(model, registry.LoadedReconstructor):
+        if model.path.name == "reconstructor":
+            candidates.append(str(model.path.parent))
+    for c in candidates:
+        try:
+            return LensParameterEstimator(c, verify=verify)
+        except (registry.ModelNotFoundError, ValueError):
+            continue
+    return None
+
+
+class SourceReconstructor:
+    """Reconstruct the unlensed source of a strong lens.
+
+    Parameters
+    ----------
+    model : str or path-like
+        A shipped model family (``"survey"``, the default, or ``"seed"``), a
+        family directory or a reconstructor model directory.
+    estimator : "auto", `~astro_delens.LensParameterEstimator` or None
+        Where the lens centre comes from: ``"auto"`` loads the parameter network
+        of the same family; None uses the cutout centre (unless ``lens_center``
+        is given to `reconstruct`).
+    verify : bool
+        Check the SHA-256 checksums of the model files.
+    batch_size : int
+        Images per network call.
+
+    Examples
+    --------
+    >>> rec = SourceReconstructor()                                  # doctest: +SKIP
+    >>> source = rec.reconstruct("lens.fits", hdu="SCI")             # doctest: +SKIP
+    >>> source.write("source.fits")                                  # doctest: +SKIP
+    """
+
+    def __init__(self, model="survey", *, estimator="auto", verify=True, batch_size=64):
+        self._model = _load(model, "reconstructor", verify)
+        if isinstance(estimator, str) and estimator == "auto":
+            estimator = _companion_estimator(model, verify)
+        elif estimator is not None and not isinstance(estimator, LensParameterEstimator):
+            raise TypeError("estimator: expected 'auto', a LensParameterEstimator or None, "
+                            f"got {type(estimator).__name__}")
+        self.estimator = estimator
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+    @property
+    def preset(self):
+        return self._model.preset
+
+    @property
+    def model_info(self) -> dict:
+        return _model_info(self._model)
+
+    def __repr__(self):
+        p = self.preset
+        est = self.estimator._model.name if self.estimator is not None else None
+        return (f"<SourceReconstructor model={self._model.name!r} (source {p.source_npix}x"
+                f"{p.source_npix} at {p.source_pixel_scale}\"/pix), estimator={est!r}>")
+
+    def _same_grid(self, other):
+        a, b = self.preset, other.preset
+        return a.npix == b.npix and a.pixel_scale == b.pixel_scale
+
+    # -- steps -------------------------------------------------------------
+    def prepare(self, data, **kwargs):
+        """The `~astro_delens.cutout.PreparedCutout` that `reconstruct` feeds the network."""
+        _check_keywords(kwargs)
+        return prepare_cutout(data, self.preset, **kwargs)
+
+    def _lens_centers(self, prepared, data_and_kwargs, lens_center):
+        """``[(x, y), description]`` offsets of the lens centre for each prepared cutout."""
+        if lens_center is not None:
+            return [self._parse_center(lens_center, p) for p in prepared]
+        if self.estimator is None:
+            return [((0.0, 0.0), "cutout centre (no estimator)") for _ in prepared]
+        if self._same_grid(self.estimator):
+            est_prepared = prepared
+        else:
+            est_prepared = [self.estimator.prepare(d, **kw) for d, kw in data_and_kwargs]
+        with warnings.catch_warnings():
+            # the estimate's own domain warnings were given by the prepared cutouts
+            warnings.simplefilter("ignore", AstroDelensWarning)
+            estimates = self.estimator.predict_prepared(est_prepared)
+        name = self.estimator.model_info["name"]
+        return [((float(e.mean[4]), float(e.mean[5])), f"estimator {name}") for e in estimates]
+
+    @staticmethod
+    def _parse_center(lens_center, prepared):
+        if isinstance(lens_center, LensEstimate):
+            return (float(lens_center.mean[4]), float(lens_center.mean[5])), "given estimate"
+        if isinstance(lens_center, SkyCoord):
+            if prepared.center is None:
+                raise ValueError("lens_center: a SkyCoord needs data with a celestial WCS; "
+                                 "give (x, y) offsets in arcsec instead")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                i, j = prepared.wcs.world_to_pixel(lens_center)
+            n, d = prepared.image.shape[0], prepared.pixel_scale
+            x, y = lensmodel.pixel_to_angle(i, j, n, d)
+            return (float(x), float(y)), "given SkyCoord"
+        try:
+            q = u.Quantity(lens_center, u.arcsec)
+        except (TypeError, ValueError, u.UnitsError):
+            raise TypeError("lens_center: expected a SkyCoord, a LensEstimate or (x, y) "
+                            "offsets east and north of the cutout centre (arcsec)") from None
+        if q.shape != (2,) or not np.all(np.isfinite(q.value)):
+            raise ValueError(f"lens_center: expected two finite offsets, got {lens_center!r}")
+        return (float(q[0].value), float(q[1].value)), "given offsets"
+
+    def reconstruct_prepared(self, prepared, lens_centers=None) -> list:
+        """Sources for a sequence of prepared cutouts (see `reconstruct`)."""
+        prepared = list(prepared)
+        if not prepared:
+            return []
+        if lens_centers is None:
+            lens_centers = [((0.0, 0.0), "cutout centre")] * len(prepared)
+        images = np.stack([p.image for p in prepared])
+        noises = np.stack([p.noise_map for p in prepared])
+        masks = np.stack([p.mask for p in prepared])
+        sources = self._model.predict(images, noises, masks, batch_size=self.batch_size)
+        info = self.model_info
+        out = []
+        for src, p, (center, how) in zip(sources, prepared, lens_centers):
+            extra = {}
+            if self.estimator is not None and how.startswith("estimator"):
+                est = self.estimator.model_info
+                extra["ADESTMOD"] = (str(est["name"]), "estimator giving the lens centre")
+                sha = est["sha256"].get("model.weights.h5")
+                if sha:
+                    extra["ADESTSHA"] = (sha, "")
+            out.append(make_source(src, p, info, center, how, extra))
+        return out
+
+    # -- public ------------------------------------------------------------
+    def reconstruct(self, data, *, pixel_scale=None, position=None, size=None, noise=None,
+                    psf=None, mask=None, hdu=None, background_subtracted=False,
+                    mask_contaminants=True, lens_center=None):
+        """Reconstruct the source of one image.
+
+        Parameters
+        ----------
+        data, pixel_scale, position, size, noise, psf, mask, hdu, background_subtracted, \
+mask_contaminants
+            As `astro_delens.LensParameterEstimator.predict`.
+        lens_center : SkyCoord, LensEstimate or (x, y) Quantity, optional
+            The lens centre on which the source grid is centred (default: from
+            the estimator; offsets are east and north of the cutout centre).
+
+        Returns
+        -------
+        `~astropy.nddata.CCDData`
+            The source (flux per source pixel, in the input's unit), north up and
+            east left, with the source-plane WCS and the provenance (model,
+            version, SHA-256, preprocessing) in ``meta``.
+        """
+        kwargs = dict(pixel_scale=pixel_scale, position=position, size=size, noise=noise,
+                      psf=psf, mask=mask, hdu=hdu, background_subtracted=background_subtracted,
+                      mask_contaminants=mask_contaminants)
+        prepared = prepare_cutout(data, self.preset, **kwargs)
+        with warnings.catch_warnings():
+            if self.estimator is not None and not self._same_grid(self.estimator):
+                warnings.simplefilter("ignore", AstroDelensWarning)
+            centers = self._lens_centers([prepared], [(data, kwargs)], lens_center)
+        return self.reconstruct_prepared([prepared], centers)[0]
+
+    def reconstruct_many(self, inputs, *, on_error="raise", progress=None, **kwargs) -> list:
+        """Reconstruct many sources (one batch through the networks).
+
+        Parameters
+        ----------
+        inputs : iterable
+            Inputs of `reconstruct`, or pairs ``(data, {keyword: value})``.
+        on_error : {"raise", "warn"}
+            With ``"warn"`` a failing input gives a warning and None in the output.
+        progress : bool or None
+            Show a progress bar over the inputs; None: only on a terminal.
+        **kwargs
+            Keywords of `reconstruct` (except ``lens_center``) for every input.
+
+        Returns
+        -------
+        list of `~astropy.nddata.CCDData` (or None for failed inputs)
+        """
+        from tqdm.auto import tqdm
+
+        from .estimator import _failure_warning, _input_name, _show_progress
+
+        if on_error not in ("raise", "warn"):
+            raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
+        _check_keywords(kwargs)
+        items = list(inputs)
+        prepared, pairs = [], []
+        for i, item in enumerate(tqdm(items, disable=not _show_progress(progress), desc="preparing",
+                                      unit="image")):
+            data, own = _split_item(item)
+            _check_keywords(own)
+            kw = {**kwargs, **own}
+            try:
+                prepared.append(prepare_cutout(data, self.preset, **kw))
+                pairs.append((data, kw))
+            except Exception as exc:
+                if on_error == "raise":
+                    raise
+                warnings.warn(_failure_warning(_input_name(data, i),
+                                               f"{type(exc).__name__}: {exc}"), stacklevel=2)
+                prepared.append(None)
+        good = [p for p in prepared if p is not None]
+        centers = self._lens_centers(good, pairs, None)
+        sources = iter(self.reconstruct_prepared(good, centers))
+        return [next(sources) if p is not None else None for p in prepared]
+
+
+# keywords accepted by ``reconstruct`` (for the command line and docs)
+RECONSTRUCT_KEYWORDS = PREPARE_KEYWORDS + ("lens_center",)
