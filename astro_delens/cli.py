@@ -25,6 +25,7 @@ COMMANDS = {
     "models": "models",
     "predict": "predict",
     "reconstruct": "reconstruct",
+    "demo": "demo",
 }
 
 
