@@ -2,7 +2,7 @@
 
 Run ``python -m astro_delens.data.make_example`` (a few seconds). The lens is
 simulated with the ``survey`` preset of
-`~astro_delens.training.simulate.LensSimulator` on its 96 x 96 grid of 0.1";
+`~astro_delens.training.simulate.LensSimulator` on a 144 x 144 grid of 0.1";
 the pixel grid is then declared rotated by ``ROTATION`` on the sky through a
 celestial TAN WCS (so the pixels are exact, with no interpolation) and the
 true parameters are rotated into the sky frame (x east, y north) for the
@@ -12,6 +12,7 @@ header. A constant sky level is added so that the background step has work to do
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ RA, DEC = 150.1163, 2.2057
 ROTATION = 30.0
 #: Sky level added to the image (flux per pixel).
 SKY = 0.05
+#: Pixels on a side (0.1" each): 14.4" holds the model's 9.6" grid at any rotation.
+EXAMPLE_NPIX = 144
 #: First seed tried; the first lens meeting `_acceptable` is kept.
 BASE_SEED = 20240
 
@@ -60,9 +63,13 @@ def make_example(path, seed=None):
 
     from .. import lensmodel
     from .._version import __version__
+    from ..presets import get_preset
     from ..training.simulate import LensSimulator
 
-    sim = LensSimulator("survey")
+    # A field wider than the model grid, so that the model's 9.6" north-up grid
+    # fits inside the rotated image with no empty corners.
+    preset = dataclasses.replace(get_preset("survey"), npix=EXAMPLE_NPIX)
+    sim = LensSimulator(preset)
     if seed is None:
         seed = BASE_SEED
         while not _acceptable(sim.simulate(seed)):

@@ -115,19 +115,24 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
 
 @keras.saving.register_keras_serializable(package="astro_delens")
 class SourceLoss(keras.losses.Loss):
-    """``MSE + alpha (1 - SSIM)`` relative to each true source's peak.
+    """``error + alpha (1 - SSIM)`` relative to each true source.
 
     For every image the true and predicted sources ``(N, S, S, 1)`` are divided
-    by ``peak = max(max |y_true|, eps)``; the MSE is taken on those and the SSIM
-    with data range 1 (i.e. the data range of the SSIM is the true source's
-    peak). With ``relative=False`` the MSE is on the normalised sources as they
-    are (the SSIM is still relative to the peak).
+    by ``peak = max(max |y_true|, eps)``; the SSIM is computed on those with data
+    range 1 (i.e. the data range of the SSIM is the true source's peak). The
+    error term is, with ``energy=True`` (recommended), the normalised squared
+    error ``sum (p - t)^2 / sum t^2``: a source that covers a few per cent of
+    the grid then weighs as much as a large one, and predicting an empty source
+    costs 1. With ``energy=False`` it is the MSE over the grid (relative to the
+    peak, or as is with ``relative=False``), which a compact source on a mostly
+    empty grid lets the network minimise by predicting nothing.
 
     Parameters
     ----------
     alpha : float
         Weight of the ``1 - SSIM`` term (>= 0).
     relative : bool
+    energy : bool
     filter_size, filter_sigma : int, float
         The SSIM's Gaussian window.
     eps : float
@@ -135,8 +140,9 @@ class SourceLoss(keras.losses.Loss):
     """
 
     def __init__(self, alpha=0.1, relative=True, filter_size=11, filter_sigma=1.5, eps=1e-4,
-                 name="source_loss", reduction="sum_over_batch_size", dtype=None):
+                 energy=False, name="source_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.energy = bool(energy)
         if float(alpha) < 0:
             raise ValueError(f"alpha: must be >= 0, got {alpha!r}")
         self.alpha = float(alpha)
@@ -151,7 +157,10 @@ class SourceLoss(keras.losses.Loss):
         peak = ops.maximum(ops.max(ops.abs(y_true), axis=(1, 2, 3), keepdims=True), self.eps)
         t = y_true / peak
         p = y_pred / peak
-        if self.relative:
+        if self.energy:
+            mse = (ops.sum(ops.square(t - p), axis=(1, 2, 3))
+                   / ops.maximum(ops.sum(ops.square(t), axis=(1, 2, 3)), self.eps))
+        elif self.relative:
             mse = ops.mean(ops.square(t - p), axis=(1, 2, 3))
         else:
             mse = ops.mean(ops.square(y_true - y_pred), axis=(1, 2, 3))
@@ -166,6 +175,7 @@ class SourceLoss(keras.losses.Loss):
 
     def get_config(self):
         config = super().get_config()
-        config.update(alpha=self.alpha, relative=self.relative, filter_size=self.filter_size,
+        config.update(alpha=self.alpha, relative=self.relative, energy=self.energy,
+                      filter_size=self.filter_size,
                       filter_sigma=self.filter_sigma, eps=self.eps)
         return config
