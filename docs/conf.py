@@ -88,3 +88,28 @@ html_theme_options.update({
 # _static holds the picture of simulated lenses shown on the front page and in the
 # README (made by plots/simulation_gallery.py).
 html_static_path = ["_static"]
+
+# -- Links to the classes of the package's top level -------------------------------------
+# ``astro_delens.LensParameterEstimator`` and ``astro_delens.SourceReconstructor`` are
+# documented where they are defined (astro_delens.estimator, astro_delens.reconstructor);
+# references to the top-level names (and their methods) are resolved to those pages.
+_TOP_LEVEL_ALIASES = {
+    "astro_delens.LensParameterEstimator": "astro_delens.estimator.LensParameterEstimator",
+    "astro_delens.SourceReconstructor": "astro_delens.reconstructor.SourceReconstructor",
+}
+
+
+def _resolve_top_level_alias(app, env, node, contnode):
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    for alias, real in _TOP_LEVEL_ALIASES.items():
+        if target == alias or target.startswith(alias + "."):
+            return env.get_domain("py").resolve_xref(
+                env, node["refdoc"], app.builder, node.get("reftype", "obj"),
+                real + target[len(alias):], node, contnode)
+    return None
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve_top_level_alias)

@@ -1,0 +1,28 @@
+"""Physics in the loop: re-lensing check, lenstronomy refinement and linear source inversion."""
+
+from .inversion import SourceInversion, invert_source, shapelet_scale
+from .refine import DEFAULT_STD_FLOOR, SOURCE_MODELS, RefineResult, refine
+from .relens import (
+    DEFAULT_AMPLITUDE_RANGE,
+    DEFAULT_ARC_CHI2_THRESHOLD,
+    DEFAULT_CHI2_THRESHOLD,
+    RelensResult,
+    relens_check,
+    render_lensed_source,
+)
+
+__all__ = [
+    "refine",
+    "RefineResult",
+    "SOURCE_MODELS",
+    "DEFAULT_STD_FLOOR",
+    "invert_source",
+    "SourceInversion",
+    "shapelet_scale",
+    "relens_check",
+    "RelensResult",
+    "render_lensed_source",
+    "DEFAULT_CHI2_THRESHOLD",
+    "DEFAULT_ARC_CHI2_THRESHOLD",
+    "DEFAULT_AMPLITUDE_RANGE",
+]
