@@ -7,7 +7,10 @@ truth recorded in the file, reconstructs the source and writes
 
 * DIR/example_parameters.ecsv: the parameter table;
 * DIR/example_source.fits: the source with its source-plane WCS and provenance;
-* DIR/example.png: the prepared data beside the reconstructed source.
+* DIR/example.png: the prepared data beside the reconstructed source;
+* DIR/example_relens.png: the physics check -- data, the source re-lensed by the
+  estimated lens with lenstronomy (plus a linear fit of the lens light),
+  normalised residuals, and the source with the estimated caustics.
 
 examples:
   astro-delens demo
@@ -86,10 +89,20 @@ def run(args) -> int:
         warnings.simplefilter("ignore")
         prepared = reconstructor.prepare(data, psf=psf)
 
+    from ..forward import relens_check
+
+    check = relens_check(prepared.image, prepared.noise_map, estimate.mean, source.data,
+                         prepared.preset.source_pixel_scale, prepared.pixel_scale,
+                         psf=prepared.psf, mask=prepared.mask)
+    verdict = ("the re-lensed source does NOT explain the data" if check.flag
+               else "the re-lensed source explains the data")
+    print(f"re-lensing check: reduced chi^2 {check.reduced_chi2:.2f} ({verdict})", file=sys.stdout)
+
     write_table(table, outdir / "example_parameters.ecsv", overwrite=True)
     write_fits(source, outdir / "example_source.fits", overwrite=True)
     plot_reconstruction(prepared, source, outdir / "example.png",
                         title=f"example lens ({args.model} models)")
-    print(f"wrote {outdir / 'example_parameters.ecsv'}, {outdir / 'example_source.fits'} "
-          f"and {outdir / 'example.png'}", file=sys.stdout)
+    check.plot().savefig(outdir / "example_relens.png", dpi=90)
+    print(f"wrote {outdir / 'example_parameters.ecsv'}, {outdir / 'example_source.fits'}, "
+          f"{outdir / 'example.png'} and {outdir / 'example_relens.png'}", file=sys.stdout)
     return 0
