@@ -39,7 +39,8 @@ def make_inputs(folder, n):
 
     with fits.open(example_path()) as hdul:
         sci, noise = hdul["SCI"].data, hdul["NOISE"].data
-        centre = WCS(hdul["SCI"].header).pixel_to_world(47.5, 47.5)
+        c = (sci.shape[0] - 1) / 2.0
+        centre = WCS(hdul["SCI"].header).pixel_to_world(c, c)
     rng = np.random.default_rng(0)
     paths = []
     for i in range(n):
@@ -49,7 +50,7 @@ def make_inputs(folder, n):
             fits.HDUList(fits.open(example_path())).writeto(path)
         else:
             scale = 0.05 if kind == 1 else 0.1
-            npix = 200 if kind == 1 else 100
+            npix = 2 * sci.shape[0] + 8 if kind == 1 else sci.shape[0] + 4
             w = WCS(naxis=2)
             w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
             w.wcs.crval = [centre.ra.deg, centre.dec.deg]
