@@ -89,7 +89,24 @@ def _check_keywords(kwargs):
                         f"accepted: {list(PREPARE_KEYWORDS)}")
 
 
-class LensParameterEstimator:
+class _NetworkFront:
+    """What the public classes share: a loaded network, its preset and provenance."""
+
+    def _set_batch_size(self, batch_size):
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+    @property
+    def preset(self):
+        return self._model.preset
+
+    @property
+    def model_info(self) -> dict:
+        return _model_info(self._model)
+
+
+class LensParameterEstimator(_NetworkFront):
     """Estimate the eight lens parameters of a strong lens, with 1-sigma uncertainties.
 
     Parameters
@@ -119,17 +136,7 @@ class LensParameterEstimator:
 
     def __init__(self, model="survey", *, verify=True, batch_size=256):
         self._model = _load(model, "estimator", verify)
-        self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-
-    @property
-    def preset(self):
-        return self._model.preset
-
-    @property
-    def model_info(self) -> dict:
-        return _model_info(self._model)
+        self._set_batch_size(batch_size)
 
     def __repr__(self):
         p = self.preset

@@ -40,7 +40,7 @@ from .estimator import (
     LensParameterEstimator,
     _check_keywords,
     _load,
-    _model_info,
+    _NetworkFront,
     _split_item,
 )
 from .exceptions import AstroDelensWarning
@@ -71,7 +71,7 @@ def _companion_estimator(model, verify):
     return None
 
 
-class SourceReconstructor:
+class SourceReconstructor(_NetworkFront):
     """Reconstruct the unlensed source of a strong lens.
 
     Parameters
@@ -103,17 +103,7 @@ class SourceReconstructor:
             raise TypeError("estimator: expected 'auto', a LensParameterEstimator or None, "
                             f"got {type(estimator).__name__}")
         self.estimator = estimator
-        self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-
-    @property
-    def preset(self):
-        return self._model.preset
-
-    @property
-    def model_info(self) -> dict:
-        return _model_info(self._model)
+        self._set_batch_size(batch_size)
 
     def __repr__(self):
         p = self.preset

@@ -22,7 +22,6 @@ source whose lensed image is the arcs: the true lens re-lenses it exactly.
 
 from __future__ import annotations
 
-import galsim
 import numpy as np
 
 from .. import lensmodel
