@@ -120,6 +120,9 @@ def test_reconstruct_mixed_batch(batch, family, tmp_path, capsys):
         w = WCS(h)
         assert w.has_celestial and h["CTYPE1"] == "RA---TAN"
         assert hdul[0].data.shape == (96, 96) and np.all(np.isfinite(hdul[0].data))
+        assert [h.name for h in hdul[1:4]] == ["RELENS_MODEL", "LENS_LIGHT", "RESIDUALS"]
+        assert h["RLCHI2"] > 0 and isinstance(h["RLFLAG"], bool)
+        assert hdul["RESIDUALS"].data.shape == hdul["RELENS_MODEL"].data.shape
     # existing outputs need --overwrite (a usage error, before any work)
     assert main(["reconstruct", batch["good"][0], "--model", family,
                  "--outdir", str(outdir)]) == 2

@@ -6,7 +6,12 @@ reconstructed by the source network. DIR/<name>_source.fits holds the source
 (flux per source pixel, north up, east left) with a WCS of the source plane
 whose reference pixel is the lens centre (a celestial TAN WCS when the input
 has one, else offsets in arcsec), and the provenance in its header: model name,
-version and SHA-256, and every preprocessing step. With --plot,
+version and SHA-256, and every preprocessing step. Unless --no-check is
+given, the source is re-lensed by the estimated lens (lenstronomy, with the
+lens light solved linearly) and the model image, lens light and normalised
+residuals are added as extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with
+the reduced chi^2 (RLCHI2) and the flag (RLFLAG, true when the re-lensed
+source does not explain the data) in the primary header. With --plot,
 DIR/<name>_source.png shows the prepared data beside the source.
 
 A file that cannot be processed is reported on one line of stderr and
@@ -24,6 +29,8 @@ import argparse
 import os
 import re
 from pathlib import Path
+
+import numpy as np
 
 from ..cli import CommandError
 from .predict import (
@@ -46,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (created if needed)")
     parser.add_argument("--plot", action="store_true",
                         help="also write a PNG figure (data and source) per file")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the re-lensing check (by default the source is re-lensed "
+                             "by the estimated lens with lenstronomy and the model, lens light "
+                             "and normalised residuals are added to the FITS file as "
+                             "extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with the "
+                             "reduced chi^2 and the flag in the primary header)")
 
 
 def output_names(files):
@@ -62,6 +75,30 @@ def output_names(files):
         seen[stem] = count
         names.append(stem if count == 1 else f"{stem}-{count}")
     return names
+
+
+def _with_relens_check(source, prepared, estimate):
+    """The source as an HDUList with the re-lensing check's images as extensions."""
+    from astropy.io import fits
+
+    from ..forward import relens_check
+
+    check = relens_check(prepared.image, prepared.noise_map, estimate.mean, source.data,
+                         prepared.preset.source_pixel_scale, prepared.pixel_scale,
+                         psf=prepared.psf, mask=prepared.mask)
+    hdul = source.to_hdu()
+    header = hdul[0].header
+    header["RLCHI2"] = (float(check.reduced_chi2), "re-lensing check: reduced chi^2")
+    header["RLARCHI2"] = (float(check.arc_reduced_chi2), "re-lensing check: arc-region chi^2")
+    header["RLFLAG"] = (bool(check.flag), "re-lensed source does not explain the data")
+    header["RLPSF"] = (str(check.psf_used)[:60], "PSF of the re-lensing check")
+    wcs_header = prepared.wcs.to_header() if prepared.wcs is not None else fits.Header()
+    for data, extname in ((check.model_image, "RELENS_MODEL"),
+                          (check.lens_light_model, "LENS_LIGHT"),
+                          (check.residuals, "RESIDUALS")):
+        hdul.append(fits.ImageHDU(np.asarray(data, dtype=np.float32), header=wcs_header,
+                                  name=extname))
+    return hdul
 
 
 def run(args) -> int:
@@ -105,10 +142,13 @@ def run(args) -> int:
         with report.warnings_for(None):
             centers = rec._lens_centers(prepared, pairs, None)
             sources = rec.reconstruct_prepared(prepared, centers)
-        for name, prep, source in zip(names, prepared, sources):
+        estimates = ([None] * len(prepared) if args.no_check or rec.estimator is None
+                     else rec.estimator.predict_prepared(prepared))
+        for name, prep, source, estimate in zip(names, prepared, sources, estimates):
             source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
             try:
-                write_fits(source, targets[name], overwrite=True)
+                output = source if estimate is None else _with_relens_check(source, prep, estimate)
+                write_fits(output, targets[name], overwrite=True)
                 if args.plot:
                     plot_reconstruction(prep, source, plots[name], title=Path(name).name)
                 written += 1
