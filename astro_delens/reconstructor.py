@@ -121,12 +121,10 @@ class SourceReconstructor(_NetworkFront):
         _check_keywords(kwargs)
         return prepare_cutout(data, self.preset, **kwargs)
 
-    def _lens_centers(self, prepared, data_and_kwargs, lens_center):
-        """``[(x, y), description]`` offsets of the lens centre for each prepared cutout."""
-        if lens_center is not None:
-            return [self._parse_center(lens_center, p) for p in prepared]
+    def _lens_estimates(self, prepared, data_and_kwargs):
+        """The companion estimator's `LensEstimate` for each prepared cutout (None without one)."""
         if self.estimator is None:
-            return [((0.0, 0.0), "cutout centre (no estimator)") for _ in prepared]
+            return None
         if self._same_grid(self.estimator):
             est_prepared = prepared
         else:
@@ -134,7 +132,19 @@ class SourceReconstructor(_NetworkFront):
         with warnings.catch_warnings():
             # the estimate's own domain warnings were given by the prepared cutouts
             warnings.simplefilter("ignore", AstroDelensWarning)
-            estimates = self.estimator.predict_prepared(est_prepared)
+            return self.estimator.predict_prepared(est_prepared)
+
+    def _lens_centers(self, prepared, data_and_kwargs, lens_center, estimates=None):
+        """``[(x, y), description]`` offsets of the lens centre for each prepared cutout.
+
+        ``estimates`` (from `_lens_estimates`) saves running the estimator again.
+        """
+        if lens_center is not None:
+            return [self._parse_center(lens_center, p) for p in prepared]
+        if estimates is None:
+            estimates = self._lens_estimates(prepared, data_and_kwargs)
+        if estimates is None:
+            return [((0.0, 0.0), "cutout centre (no estimator)") for _ in prepared]
         name = self.estimator.model_info["name"]
         return [((float(e.mean[4]), float(e.mean[5])), f"estimator {name}") for e in estimates]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 HELP = "run the shipped models on the bundled example lens"
@@ -78,16 +77,16 @@ def run(args) -> int:
     truth = example_truth()
 
     estimator = LensParameterEstimator(args.model)
-    estimate = estimator.predict(data, psf=psf)
+    reconstructor = SourceReconstructor(args.model, estimator=estimator)
+    # One prepared cutout serves both networks (same family, same grid) and the check.
+    prepared = reconstructor.prepare(data, psf=psf)
+    estimate = estimator.predict_prepared([prepared])[0]
     table = estimate.to_table()
     print(f"example lens, model {args.model!r}:", file=sys.stdout)
     _print_comparison(table, truth, sys.stdout)
 
-    reconstructor = SourceReconstructor(args.model)
-    source = reconstructor.reconstruct(data, psf=psf, lens_center=estimate)
-    with warnings.catch_warnings():  # the same warnings were just given by reconstruct
-        warnings.simplefilter("ignore")
-        prepared = reconstructor.prepare(data, psf=psf)
+    centers = reconstructor._lens_centers([prepared], [(data, {"psf": psf})], estimate)
+    source = reconstructor.reconstruct_prepared([prepared], centers)[0]
 
     from ..forward import relens_check
 

@@ -238,6 +238,21 @@ def strip_arrays(prepared):
 # --------------------------------------------------------------------------
 # predict
 # --------------------------------------------------------------------------
+def prepare_chunk(model, chunk, options, report, bar):
+    """Prepare each file of ``chunk`` with ``model.prepare``; a file that fails is reported
+    and skipped, never stopping the batch. Returns the prepared cutouts and their names."""
+    prepared, names = [], []
+    for name in chunk:
+        with report.warnings_for(name):
+            try:
+                prepared.append(model.prepare(name, **options))
+                names.append(name)
+            except Exception as exc:  # one bad file never stops the batch
+                report.fail(name, exc)
+        bar.update(1)
+    return prepared, names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``astro-delens predict`` to ``parser``."""
     add_input_arguments(parser)
@@ -260,15 +275,7 @@ def run(args) -> int:
     estimates, labels = [], []
     bar = progress(args.files, args, "predict")
     for chunk in chunks(list(args.files)):
-        prepared, names = [], []
-        for name in chunk:
-            with report.warnings_for(name):
-                try:
-                    prepared.append(estimator.prepare(name, **options))
-                    names.append(name)
-                except Exception as exc:  # one bad file never stops the batch
-                    report.fail(name, exc)
-            bar.update(1)
+        prepared, names = prepare_chunk(estimator, chunk, options, report, bar)
         if not prepared:
             continue
         with report.warnings_for(None):  # the messages name their input

@@ -39,6 +39,7 @@ from .predict import (
     chunks,
     command_line,
     load_model,
+    prepare_chunk,
     prepare_options,
     progress,
 )
@@ -127,23 +128,16 @@ def run(args) -> int:
     written = 0
     bar = progress(args.files, args, "reconstruct")
     for chunk in chunks(list(args.files)):
-        prepared, pairs, names = [], [], []
-        for name in chunk:
-            with report.warnings_for(name):
-                try:
-                    prepared.append(rec.prepare(name, **options))
-                    pairs.append((name, options))
-                    names.append(name)
-                except Exception as exc:  # one bad file never stops the batch
-                    report.fail(name, exc)
-            bar.update(1)
+        prepared, names = prepare_chunk(rec, chunk, options, report, bar)
+        pairs = [(name, options) for name in names]
         if not prepared:
             continue
         with report.warnings_for(None):
-            centers = rec._lens_centers(prepared, pairs, None)
+            estimates = rec._lens_estimates(prepared, pairs)
+            centers = rec._lens_centers(prepared, pairs, None, estimates)
             sources = rec.reconstruct_prepared(prepared, centers)
-        estimates = ([None] * len(prepared) if args.no_check or rec.estimator is None
-                     else rec.estimator.predict_prepared(prepared))
+        if args.no_check or estimates is None:
+            estimates = [None] * len(prepared)
         for name, prep, source, estimate in zip(names, prepared, sources, estimates):
             source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
             try:
