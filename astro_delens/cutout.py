@@ -91,6 +91,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .exceptions import OutOfDomainWarning, PreprocessingWarning
 from .presets import Preset, get_preset
+from .psf_defaults import assumed_psf_fwhm
 
 __all__ = ["PreparedCutout", "prepare_cutout", "parse_input_data", "ACCEPTED_INPUTS"]
 
@@ -158,6 +159,11 @@ class PreparedCutout:
         Zero-based ``(x, y)`` pixel of the input image at the grid centre.
     input_jacobian : numpy.ndarray, shape (2, 2)
         d(east, north)/d(x, y) of the input image at that pixel (arcsec per pixel).
+    assumed_psf_fwhm : float or None
+        Without a PSF: the FWHM in arcsec of the Gaussian PSF that the re-lensing
+        check assumes (see `astro_delens.psf_defaults`); None when a PSF was given.
+    assumed_psf_reason : str
+        Why that FWHM was chosen (header keyword, instrument, or preset).
     """
 
     image: np.ndarray
@@ -177,6 +183,8 @@ class PreparedCutout:
     domain_warnings: tuple = field(default=())
     input_center: tuple = (float("nan"), float("nan"))
     input_jacobian: np.ndarray | None = None
+    assumed_psf_fwhm: float | None = None
+    assumed_psf_reason: str = ""
 
     @property
     def shape(self):
@@ -1355,6 +1363,12 @@ def prepare_cutout(
 
     # 8. psf ---------------------------------------------------------------
     psf_out, psf_fwhm = _parse_psf(psf, inp, in_jac, in_scale, preset, ref, steps)
+    assumed_fwhm, assumed_reason = None, ""
+    if psf_out is None:
+        assumed_fwhm, assumed_reason = assumed_psf_fwhm(_merged_header(inp), preset, in_scale)
+        steps.append({"step": "psf", "kind": "none given",
+                      "assumed_gaussian_fwhm_arcsec": round(assumed_fwhm, 4),
+                      "reason": assumed_reason})
 
     center = None
     if wcs is not None:
@@ -1394,7 +1408,23 @@ def prepare_cutout(
         domain_warnings=tuple(domain),
         input_center=(float(grid_center_in[0]), float(grid_center_in[1])),
         input_jacobian=in_jac,
+        assumed_psf_fwhm=assumed_fwhm,
+        assumed_psf_reason=assumed_reason,
     )
+
+
+def _merged_header(inp):
+    """The cards that describe the PSF, from the image's header and then the primary header."""
+    from .psf_defaults import FWHM_KEYWORDS, INSTRUMENT_KEYWORDS
+
+    merged = fits.Header()
+    for header in (inp.extra.get("primary_header"), inp.header):
+        if header is None:
+            continue
+        for key in FWHM_KEYWORDS + INSTRUMENT_KEYWORDS + ("FILTER",):
+            if key in header:
+                merged[key] = (header[key], header.comments[key])
+    return merged
 
 
 def _keep_radius(preset):

@@ -191,9 +191,48 @@ class LensParameterEstimator(_NetworkFront):
         return flags
 
     # -- public ------------------------------------------------------------
+    def refine(self, estimate, **options) -> LensEstimate:
+        """Refine an estimate with lenstronomy, starting from the network's answer.
+
+        Runs `astro_delens.forward.refine` on the estimate's prepared cutout:
+        a particle swarm and a least-squares polish (optionally an MCMC) of a
+        lens + shapelet source + Sersic lens-light model, with Gaussian priors
+        and bounds set by the network's estimate and uncertainties. Uses the
+        cutout's PSF, or the Gaussian PSF it assumes when none was given.
+
+        Parameters
+        ----------
+        estimate : `~astro_delens.results.LensEstimate`
+            A network estimate (from `predict` or `predict_prepared`).
+        **options
+            Keywords of `astro_delens.forward.refine` (``mcmc=True``,
+            ``n_particles``, ``n_iterations``, ``seed``...).
+
+        Returns
+        -------
+        `~astro_delens.results.LensEstimate`
+            ``mean`` and ``std`` are the refined values (``network_mean`` and
+            ``network_std`` keep the network's), ``refinement`` the
+            `~astro_delens.forward.RefineResult`; tables get a ``refined`` column.
+        """
+        from .forward import refine
+        from .source_result import _check_psf
+
+        if not isinstance(estimate, LensEstimate):
+            raise TypeError(f"estimate: expected a LensEstimate, got {type(estimate).__name__}")
+        prepared = estimate.prepared
+        psf_kwargs, description = _check_psf(prepared)
+        options = {"seed": 0, **options}
+        result = refine(prepared.image, prepared.noise_map, estimate.network_mean,
+                        estimate.network_std, prepared.pixel_scale, mask=prepared.mask,
+                        **psf_kwargs, **options)
+        if description is not None:
+            result.settings["psf"] = description
+        return estimate.with_refinement(result)
+
     def predict(self, data, *, pixel_scale=None, position=None, size=None, noise=None,
                 psf=None, mask=None, hdu=None, background_subtracted=False,
-                mask_contaminants=True) -> LensEstimate:
+                mask_contaminants=True, refine=False, refine_options=None) -> LensEstimate:
         """Estimate the lens parameters of one image.
 
         Parameters
@@ -209,11 +248,18 @@ class LensParameterEstimator(_NetworkFront):
             Width of the region used (default: the model's field of view).
         noise, psf, mask, hdu, background_subtracted, mask_contaminants
             See `astro_delens.cutout.prepare_cutout`.
+        refine : bool
+            Refine the network's estimate with a lenstronomy fit of the image
+            (see `refine`; tens of seconds per image on a CPU).
+        refine_options : dict, optional
+            Keywords of `astro_delens.forward.refine`.
 
         Returns
         -------
         `~astro_delens.results.LensEstimate`
-            ``to_table()`` gives a one-row `~astropy.table.QTable`.
+            ``to_table()`` gives a one-row `~astropy.table.QTable`; with
+            ``refine=True`` its ``refined`` is True and ``refinement`` holds the
+            fit (model image, residuals, reduced chi^2, settings).
 
         Warns
         -----
@@ -224,7 +270,10 @@ class LensParameterEstimator(_NetworkFront):
             data, self.preset, pixel_scale=pixel_scale, position=position, size=size,
             noise=noise, psf=psf, mask=mask, hdu=hdu,
             background_subtracted=background_subtracted, mask_contaminants=mask_contaminants)
-        return self.predict_prepared([prepared])[0]
+        estimate = self.predict_prepared([prepared])[0]
+        if refine:
+            estimate = self.refine(estimate, **(refine_options or {}))
+        return estimate
 
     def predict_many(self, inputs, *, names=None, on_error="raise", progress=None, **kwargs):
         """Estimate the parameters of many images; one table row per input.

@@ -45,6 +45,7 @@ from .estimator import (
 )
 from .exceptions import AstroDelensWarning
 from .results import LensEstimate, make_source
+from .source_result import run_relens_check
 
 __all__ = ["SourceReconstructor"]
 
@@ -171,20 +172,36 @@ class SourceReconstructor(_NetworkFront):
             raise ValueError(f"lens_center: expected two finite offsets, got {lens_center!r}")
         return (float(q[0].value), float(q[1].value)), "given offsets"
 
-    def reconstruct_prepared(self, prepared, lens_centers=None) -> list:
-        """Sources for a sequence of prepared cutouts (see `reconstruct`)."""
+    def reconstruct_prepared(self, prepared, lens_centers=None, estimates=None,
+                             check=False, check_options=None) -> list:
+        """Sources for a sequence of prepared cutouts (see `reconstruct`).
+
+        Parameters
+        ----------
+        prepared : sequence of `~astro_delens.cutout.PreparedCutout`
+        lens_centers : list of ((x, y), str), optional
+            From `_lens_centers` (default: the cutout centres).
+        estimates : list of `~astro_delens.results.LensEstimate`, optional
+            The lens estimates; they are attached to the sources and used by the check.
+        check : bool
+            Run the re-lensing check (needs ``estimates``).
+        check_options : dict, optional
+            Keywords of `astro_delens.forward.relens_check`.
+        """
         prepared = list(prepared)
         if not prepared:
             return []
         if lens_centers is None:
             lens_centers = [((0.0, 0.0), "cutout centre")] * len(prepared)
+        if estimates is None:
+            estimates = [None] * len(prepared)
         images = np.stack([p.image for p in prepared])
         noises = np.stack([p.noise_map for p in prepared])
         masks = np.stack([p.mask for p in prepared])
         sources = self._model.predict(images, noises, masks, batch_size=self.batch_size)
         info = self.model_info
         out = []
-        for src, p, (center, how) in zip(sources, prepared, lens_centers):
+        for src, p, (center, how), estimate in zip(sources, prepared, lens_centers, estimates):
             extra = {}
             if self.estimator is not None and how.startswith("estimator"):
                 est = self.estimator.model_info
@@ -192,14 +209,33 @@ class SourceReconstructor(_NetworkFront):
                 sha = est["sha256"].get("model.weights.h5")
                 if sha:
                     extra["ADESTSHA"] = (sha, "")
-            out.append(make_source(src, p, info, center, how, extra))
+            source = make_source(src, p, info, center, how, extra)
+            source.lens = estimate
+            if check:
+                self._attach_check(source, p, estimate, check_options or {})
+            out.append(source)
         return out
+
+    @staticmethod
+    def _attach_check(source, prepared, estimate, options):
+        if estimate is None:
+            warnings.warn(AstroDelensWarning(
+                f"{prepared.label}: re-lensing check skipped: it needs a lens estimate "
+                "(an estimator, or lens_center given as a LensEstimate)"), stacklevel=4)
+            return
+        if not np.any(source.data):
+            warnings.warn(AstroDelensWarning(
+                f"{prepared.label}: re-lensing check skipped: the reconstructed source is "
+                "empty"), stacklevel=4)
+            return
+        source.check = run_relens_check(source.data, prepared, estimate.mean, **options)
 
     # -- public ------------------------------------------------------------
     def reconstruct(self, data, *, pixel_scale=None, position=None, size=None, noise=None,
                     psf=None, mask=None, hdu=None, background_subtracted=False,
-                    mask_contaminants=True, lens_center=None):
-        """Reconstruct the source of one image.
+                    mask_contaminants=True, lens_center=None, check=True,
+                    check_options=None):
+        """Reconstruct the source of one image, and check it against the data.
 
         Parameters
         ----------
@@ -209,25 +245,49 @@ mask_contaminants
         lens_center : SkyCoord, LensEstimate or (x, y) Quantity, optional
             The lens centre on which the source grid is centred (default: from
             the estimator; offsets are east and north of the cutout centre).
+        check : bool
+            Re-lens the source with the estimated lens (lenstronomy; lens light
+            solved linearly; the input's PSF, or an assumed Gaussian stated in
+            ``check.psf_used``) and compare with the data (about half a second
+            per image). Needs a lens estimate: from the estimator, or
+            ``lens_center`` given as a `~astro_delens.results.LensEstimate`.
+        check_options : dict, optional
+            Keywords of `astro_delens.forward.relens_check` (e.g. thresholds).
 
         Returns
         -------
-        `~astropy.nddata.CCDData`
-            The source (flux per source pixel, in the input's unit), north up and
-            east left, with the source-plane WCS and the provenance (model,
-            version, SHA-256, preprocessing) in ``meta``.
+        `~astro_delens.source_result.ReconstructedSource`
+            A `~astropy.nddata.CCDData`: the source (flux per source pixel, in
+            the input's unit), north up and east left, with the source-plane WCS
+            and the provenance (model, version, SHA-256, preprocessing) in
+            ``meta``. ``lens`` is the lens estimate; with the check,
+            ``reduced_chi2``, ``flag``, ``model_image``, ``residuals`` and
+            ``plot()`` give its result, and ``write`` stores its images as FITS
+            extensions.
+
+        Warns
+        -----
+        `~astro_delens.exceptions.AstroDelensWarning`
+            When the check cannot run (no lens estimate, empty source).
         """
         kwargs = dict(pixel_scale=pixel_scale, position=position, size=size, noise=noise,
                       psf=psf, mask=mask, hdu=hdu, background_subtracted=background_subtracted,
                       mask_contaminants=mask_contaminants)
         prepared = prepare_cutout(data, self.preset, **kwargs)
+        estimates = None
         with warnings.catch_warnings():
             if self.estimator is not None and not self._same_grid(self.estimator):
                 warnings.simplefilter("ignore", AstroDelensWarning)
-            centers = self._lens_centers([prepared], [(data, kwargs)], lens_center)
-        return self.reconstruct_prepared([prepared], centers)[0]
+            if isinstance(lens_center, LensEstimate):
+                estimates = [lens_center]
+            elif lens_center is None:
+                estimates = self._lens_estimates([prepared], [(data, kwargs)])
+            centers = self._lens_centers([prepared], [(data, kwargs)], lens_center, estimates)
+        return self.reconstruct_prepared([prepared], centers, estimates, check=check,
+                                         check_options=check_options)[0]
 
-    def reconstruct_many(self, inputs, *, on_error="raise", progress=None, **kwargs) -> list:
+    def reconstruct_many(self, inputs, *, on_error="raise", progress=None, check=True,
+                         check_options=None, **kwargs) -> list:
         """Reconstruct many sources (one batch through the networks).
 
         Parameters
@@ -238,12 +298,15 @@ mask_contaminants
             With ``"warn"`` a failing input gives a warning and None in the output.
         progress : bool or None
             Show a progress bar over the inputs; None: only on a terminal.
+        check, check_options
+            As `reconstruct` (the check costs about half a second per image;
+            ``check=False`` for speed).
         **kwargs
             Keywords of `reconstruct` (except ``lens_center``) for every input.
 
         Returns
         -------
-        list of `~astropy.nddata.CCDData` (or None for failed inputs)
+        list of `~astro_delens.source_result.ReconstructedSource` (or None for failed inputs)
         """
         from tqdm.auto import tqdm
 
@@ -269,8 +332,10 @@ mask_contaminants
                                                f"{type(exc).__name__}: {exc}"), stacklevel=2)
                 prepared.append(None)
         good = [p for p in prepared if p is not None]
-        centers = self._lens_centers(good, pairs, None)
-        sources = iter(self.reconstruct_prepared(good, centers))
+        estimates = self._lens_estimates(good, pairs)
+        centers = self._lens_centers(good, pairs, None, estimates)
+        sources = iter(self.reconstruct_prepared(good, centers, estimates, check=check,
+                                                 check_options=check_options))
         return [next(sources) if p is not None else None for p in prepared]
 
 

@@ -134,6 +134,11 @@ class LensEstimate:
     Attributes
     ----------
     mean, std : numpy.ndarray
+        The estimate: the network's, or the refined one after `with_refinement`.
+    network_mean, network_std : numpy.ndarray
+        The network's own estimate (equal to ``mean``, ``std`` unless refined).
+    refinement : `~astro_delens.forward.RefineResult` or None
+        The lenstronomy fit that refined the estimate (None: not refined).
     prepared, model, flags, label
     """
 
@@ -142,10 +147,28 @@ class LensEstimate:
         self.std = np.asarray(std, dtype=float).copy()
         if self.mean.shape != (8,) or self.std.shape != (8,):
             raise ValueError("mean, std: expected 8 values each")
+        self.network_mean, self.network_std = self.mean.copy(), self.std.copy()
+        self.refinement = None
         self.prepared = prepared
         self.model = dict(model)
         self.flags = tuple(dict.fromkeys(flags))
         self.label = prepared.label
+
+    @property
+    def refined(self) -> bool:
+        """True when ``mean`` and ``std`` come from a lenstronomy refinement."""
+        return self.refinement is not None
+
+    def with_refinement(self, refinement) -> "LensEstimate":
+        """A copy whose parameters are those of a `~astro_delens.forward.RefineResult`.
+
+        The network's estimate stays in ``network_mean`` and ``network_std``.
+        """
+        out = LensEstimate(refinement.params, refinement.params_std, self.prepared, self.model,
+                           self.flags)
+        out.network_mean, out.network_std = self.network_mean.copy(), self.network_std.copy()
+        out.refinement = refinement
+        return out
 
     # -- values ------------------------------------------------------------
     @property
@@ -200,9 +223,12 @@ def estimates_table(estimates, labels=None) -> QTable:
     ``axis_ratio``, ``position_angle`` (deg, east of north), ``shear``,
     ``shear_angle`` (deg) and their ``_err``; ``center`` (`SkyCoord`, ICRS)
     when any input has a celestial WCS (NaN for those without); ``flags``
-    (out-of-domain codes, comma-separated). The table ``meta`` records the
-    model, the package version, the conventions and the preprocessing of each
-    input.
+    (out-of-domain codes, comma-separated). When any estimate was refined:
+    ``refined`` (bool), ``refine_reduced_chi2`` and ``refine_seconds``
+    (NaN where not refined), and the network's own values as
+    ``<parameter>_net`` and ``<parameter>_net_err``. The table ``meta``
+    records the model, the package version, the conventions, the
+    preprocessing of each input and the settings of any refinement.
 
     Parameters
     ----------
@@ -236,6 +262,8 @@ def estimates_table(estimates, labels=None) -> QTable:
         dec = [c.dec.deg if c is not None else np.nan for c in centers]
         table["center"] = SkyCoord(ra, dec, unit="deg", frame="icrs")
     table["flags"] = [",".join(e.flags) for e in estimates]
+    if any(e.refined for e in estimates):
+        _add_refinement_columns(table, estimates, labels)
     models = {json.dumps(e.model, sort_keys=True) for e in estimates}
     table.meta["astro_delens_version"] = __version__
     if len(models) == 1:
@@ -249,6 +277,22 @@ def estimates_table(estimates, labels=None) -> QTable:
     table.meta["preprocessing"] = {lab: [dict(s) for s in e.prepared.steps]
                                    for lab, e in zip(labels, estimates)}
     return table
+
+
+def _add_refinement_columns(table, estimates, labels):
+    table["refined"] = [e.refined for e in estimates]
+    table["refine_reduced_chi2"] = [e.refinement.reduced_chi2 if e.refined else np.nan
+                                    for e in estimates]
+    table["refine_seconds"] = [e.refinement.seconds if e.refined else np.nan
+                               for e in estimates] * u.s
+    net_mean = np.array([e.network_mean for e in estimates]).reshape(-1, 8)
+    net_std = np.array([e.network_std for e in estimates]).reshape(-1, 8)
+    for i, name in enumerate(lensmodel.PARAMETER_NAMES):
+        unit = u.Unit(lensmodel.PARAMETER_UNITS[name] or "")
+        for suffix, values in (("_net", net_mean[:, i]), ("_net_err", net_std[:, i])):
+            table[name + suffix] = values * unit if unit != u.dimensionless_unscaled else values
+    table.meta["refinement"] = {lab: e.refinement.settings for lab, e in zip(labels, estimates)
+                                if e.refined}
 
 
 # --------------------------------------------------------------------------
@@ -323,14 +367,14 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
 
     Returns
     -------
-    astropy.nddata.CCDData
-        With a TAN WCS centred on the lens centre when the input had a celestial
-        WCS, else a linear WCS of offsets in arcsec from the cutout centre (x east,
-        y north; the reference pixel holds the lens centre).
+    `~astro_delens.source_result.ReconstructedSource`
+        A `~astropy.nddata.CCDData` with a TAN WCS centred on the lens centre when
+        the input had a celestial WCS, else a linear WCS of offsets in arcsec from
+        the cutout centre (x east, y north; the reference pixel holds the lens
+        centre); its ``prepared`` is ``prepared`` and it has no check yet.
     """
-    from astropy.nddata import CCDData
-
     from .cutout import linear_wcs, tan_wcs
+    from .source_result import ReconstructedSource
 
     preset = prepared.preset
     s_npix, s_scale = source.shape[0], float(preset.source_pixel_scale)
@@ -357,8 +401,10 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
     cards.update(extra or {})
     header = provenance_header(model, prepared, cards)
     unit = prepared.unit if prepared.unit is not None else u.dimensionless_unscaled
-    return CCDData(np.asarray(source, dtype=np.float32).copy(), unit=unit, wcs=wcs,
-                   meta=header)
+    out = ReconstructedSource(np.asarray(source, dtype=np.float32).copy(), unit=unit, wcs=wcs,
+                              meta=header)
+    out.prepared = prepared
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -107,6 +107,39 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(trained):
         assert not (d / ".training").exists()
 
 
+def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import load_estimator
+    from astro_delens.training.train import sha256_file
+
+    init = trained["estimator"]
+    out = tmp_path / "continued"
+    base = ["train", "estimator", "--train", str(toy["train"]), "--val", str(toy["val"]),
+            "--epochs", "1", "--batch-size", "8", "--lr", "1e-9", "--lr-schedule", "constant",
+            "--quiet", "--init", str(init)]
+    assert main(base + ["--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    first = json.loads((init / "config.json").read_text())
+    assert cfg["architecture"] == first["architecture"]
+    assert cfg["normalization"]["params"] == first["normalization"]["params"]
+    assert cfg["training"]["initialised_from"]["sha256"] == sha256_file(init / "model.weights.h5")
+    assert "--init" in cfg["training"]["command"]
+    # with a vanishing learning rate the continued model predicts as the initial one (up to
+    # the batch-normalisation statistics, which move with the data), unlike a fresh start
+    scratch = tmp_path / "scratch"
+    assert main(base[:-2] + ["--config", "tiny", "--out", str(scratch)]) == 0
+    x = np.random.default_rng(0).normal(size=(3, NPIX, NPIX)).astype(np.float32)
+    noise = np.ones_like(x)
+    a, b, c = (load_estimator(d).predict(x, noise)[0] for d in (init, out, scratch))
+    assert np.max(np.abs(b - a)) < 0.2 * np.max(np.abs(c - a))
+    # a warm start keeps the architecture; a reconstructor cannot start an estimator
+    assert main(base + ["--out", str(tmp_path / "x"), "--config", '{"head_units": 7}']) == 2
+    assert "head_units" in capsys.readouterr().err
+    base[1] = "reconstructor"
+    assert main(base + ["--out", str(tmp_path / "y")]) == 2
+    assert "is not a reconstructor model" in capsys.readouterr().err
+
+
 def test_batches_are_deterministic_and_augmented_consistently(toy):
     from astro_delens.nn import normalization as norm
     from astro_delens.training.train import BatchMaker

@@ -6,7 +6,8 @@ package itself, with lens light, noise, a PSF and a celestial WCS rotated by
 truth recorded in the file, reconstructs the source and writes
 
 * DIR/example_parameters.ecsv: the parameter table;
-* DIR/example_source.fits: the source with its source-plane WCS and provenance;
+* DIR/example_source.fits: the source with its source-plane WCS and provenance,
+  and the re-lensing check's model, lens light and residuals as extensions;
 * DIR/example.png: the prepared data beside the reconstructed source;
 * DIR/example_relens.png: the physics check -- data, the source re-lensed by the
   estimated lens with lenstronomy (plus a linear fit of the lens light),
@@ -86,22 +87,17 @@ def run(args) -> int:
     _print_comparison(table, truth, sys.stdout)
 
     centers = reconstructor._lens_centers([prepared], [(data, {"psf": psf})], estimate)
-    source = reconstructor.reconstruct_prepared([prepared], centers)[0]
-
-    from ..forward import relens_check
-
-    check = relens_check(prepared.image, prepared.noise_map, estimate.mean, source.data,
-                         prepared.preset.source_pixel_scale, prepared.pixel_scale,
-                         psf=prepared.psf, mask=prepared.mask)
-    verdict = ("the re-lensed source does NOT explain the data" if check.flag
+    source = reconstructor.reconstruct_prepared([prepared], centers, [estimate], check=True)[0]
+    verdict = ("the re-lensed source does NOT explain the data" if source.flag
                else "the re-lensed source explains the data")
-    print(f"re-lensing check: reduced chi^2 {check.reduced_chi2:.2f} ({verdict})", file=sys.stdout)
+    print(f"re-lensing check: reduced chi^2 {source.reduced_chi2:.2f} ({verdict})",
+          file=sys.stdout)
 
     write_table(table, outdir / "example_parameters.ecsv", overwrite=True)
     write_fits(source, outdir / "example_source.fits", overwrite=True)
     plot_reconstruction(prepared, source, outdir / "example.png",
                         title=f"example lens ({args.model} models)")
-    check.plot().savefig(outdir / "example_relens.png", dpi=90)
+    source.plot(outdir / "example_relens.png")
     print(f"wrote {outdir / 'example_parameters.ecsv'}, {outdir / 'example_source.fits'}, "
           f"{outdir / 'example.png'} and {outdir / 'example_relens.png'}", file=sys.stdout)
     return 0

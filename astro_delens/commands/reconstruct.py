@@ -12,7 +12,9 @@ lens light solved linearly) and the model image, lens light and normalised
 residuals are added as extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with
 the reduced chi^2 (RLCHI2) and the flag (RLFLAG, true when the re-lensed
 source does not explain the data) in the primary header. With --plot,
-DIR/<name>_source.png shows the prepared data beside the source.
+DIR/<name>_source.png shows the data, the re-lensed model, the normalised
+residuals and the source with the lens's critical curves and caustics (with
+--no-check: the data beside the source).
 
 A file that cannot be processed is reported on one line of stderr and
 skipped; the exit status is then 1.
@@ -30,7 +32,6 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 
 from ..cli import CommandError
 from .predict import (
@@ -78,34 +79,10 @@ def output_names(files):
     return names
 
 
-def _with_relens_check(source, prepared, estimate):
-    """The source as an HDUList with the re-lensing check's images as extensions."""
-    from astropy.io import fits
-
-    from ..forward import relens_check
-
-    check = relens_check(prepared.image, prepared.noise_map, estimate.mean, source.data,
-                         prepared.preset.source_pixel_scale, prepared.pixel_scale,
-                         psf=prepared.psf, mask=prepared.mask)
-    hdul = source.to_hdu()
-    header = hdul[0].header
-    header["RLCHI2"] = (float(check.reduced_chi2), "re-lensing check: reduced chi^2")
-    header["RLARCHI2"] = (float(check.arc_reduced_chi2), "re-lensing check: arc-region chi^2")
-    header["RLFLAG"] = (bool(check.flag), "re-lensed source does not explain the data")
-    header["RLPSF"] = (str(check.psf_used)[:60], "PSF of the re-lensing check")
-    wcs_header = prepared.wcs.to_header() if prepared.wcs is not None else fits.Header()
-    for data, extname in ((check.model_image, "RELENS_MODEL"),
-                          (check.lens_light_model, "LENS_LIGHT"),
-                          (check.residuals, "RESIDUALS")):
-        hdul.append(fits.ImageHDU(np.asarray(data, dtype=np.float32), header=wcs_header,
-                                  name=extname))
-    return hdul
-
-
 def run(args) -> int:
     """Run ``astro-delens reconstruct``; returns the exit status."""
     from ..reconstructor import SourceReconstructor
-    from ..results import plot_reconstruction, write_fits
+    from ..results import write_fits
 
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -135,16 +112,16 @@ def run(args) -> int:
         with report.warnings_for(None):
             estimates = rec._lens_estimates(prepared, pairs)
             centers = rec._lens_centers(prepared, pairs, None, estimates)
-            sources = rec.reconstruct_prepared(prepared, centers)
-        if args.no_check or estimates is None:
-            estimates = [None] * len(prepared)
-        for name, prep, source, estimate in zip(names, prepared, sources, estimates):
+            sources = rec.reconstruct_prepared(prepared, centers, estimates)
+        for name, source in zip(names, sources):
             source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
             try:
-                output = source if estimate is None else _with_relens_check(source, prep, estimate)
-                write_fits(output, targets[name], overwrite=True)
+                if not args.no_check:
+                    with report.warnings_for(name):
+                        rec._attach_check(source, source.prepared, source.lens, {})
+                write_fits(source, targets[name], overwrite=True)
                 if args.plot:
-                    plot_reconstruction(prep, source, plots[name], title=Path(name).name)
+                    source.plot(plots[name])
                 written += 1
             except Exception as exc:
                 report.fail(name, exc)

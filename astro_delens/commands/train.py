@@ -102,6 +102,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not flip and rotate the training samples")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the contents of --out")
+    parser.add_argument("--init", metavar="MODEL_DIR",
+                        help="start from this model's weights (same kind and preset; its "
+                             "architecture and normalisation are kept), e.g. to continue "
+                             "training a model on more data")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
 
 
@@ -144,6 +148,8 @@ def _command_line(args) -> str:
         words += ["--max-val-samples", str(args.max_val_samples)]
     if args.no_augment:
         words.append("--no-augment")
+    if args.init is not None:
+        words += ["--init", args.init]
     return shlex.join(words)
 
 
@@ -165,7 +171,7 @@ def run(args) -> int:
             patience=args.patience, lr_schedule=args.lr_schedule,
             augment=not args.no_augment, overwrite=args.overwrite,
             verbose=0 if args.quiet else "auto", log=log,
-            command=_command_line(args),
+            command=_command_line(args), init=args.init,
         )
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None

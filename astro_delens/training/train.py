@@ -405,6 +405,34 @@ def _callbacks(out, state, monitor_path, patience, log, total_epochs):
 # --------------------------------------------------------------------------
 # main entry point
 # --------------------------------------------------------------------------
+def _init_config(init, kind, preset) -> dict:
+    """The config.json of a model directory to start from, checked against ``kind``/``preset``."""
+    path = Path(init)
+    cfg_path, weights = path / "config.json", path / "model.weights.h5"
+    if not (cfg_path.is_file() and weights.is_file()):
+        raise FileNotFoundError(f"init: {str(path)!r} is not a model directory "
+                                "(config.json and model.weights.h5 expected)")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("kind") != kind:
+        raise ValueError(f"init: {str(path)!r} is not a {kind} model (its kind is "
+                         f"{cfg.get('kind')!r})")
+    if preset_from_dict(cfg["preset"]).to_dict() != preset.to_dict():
+        raise ValueError(f"init: the model's preset {cfg['preset'].get('name')!r} differs "
+                         f"from the training set's {preset.name!r}")
+    return cfg
+
+
+def _merge_init_config(init_cfg, config) -> dict:
+    """The initial model's architecture and training setup; ``config`` may only repeat them."""
+    merged = {**init_cfg["architecture"], **init_cfg.get("training_setup", {})}
+    for key, value in (config or {}).items():
+        if key in merged and merged[key] != value:
+            raise ValueError(f"config: {key}={value!r} differs from the initial model's "
+                             f"{merged[key]!r}; a warm start keeps the architecture")
+        merged[key] = value
+    return merged
+
+
 @contextlib.contextmanager
 def _quiet_numpy2_warning():
     """Silence the NumPy 2 DeprecationWarning TensorFlow variables raise when Keras saves them."""
@@ -479,7 +507,7 @@ def _card_stub(cfg) -> str:
 def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32, lr=1e-3,
                 seed=0, max_samples=None, max_val_samples=None, patience=8,
                 lr_schedule="cosine", augment=True, overwrite=False, verbose="auto",
-                log=None, command=None) -> dict:
+                log=None, command=None, init=None) -> dict:
     """Train a network and write a model directory.
 
     Parameters
@@ -512,6 +540,12 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         Called with one line per epoch and status messages (default: print to stderr).
     command : str, optional
         The command line, recorded in the provenance.
+    init : path-like, optional
+        A model directory of the same kind to start from (warm start, e.g. to
+        continue training a shipped model on more data): its architecture,
+        training setup and parameter normalisation are used (``config`` may
+        only repeat them) and its weights initialise the network. Its name and
+        checksum are recorded in the provenance.
 
     Returns
     -------
@@ -546,6 +580,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     if n_train < 1 or n_val < 1:
         raise ValueError("max_samples: no training or validation samples left")
 
+    init_cfg = _init_config(init, kind, preset) if init is not None else None
+    if init_cfg is not None:
+        config = _merge_init_config(init_cfg, config)
     arch_user, training = _split_config(kind, config)
     arch_user.setdefault("npix", preset.npix)
     if kind == "reconstructor":
@@ -560,6 +597,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         mask_p = 0.1 if preset.noise else 0.0
     training["mask_probability"] = float(mask_p)
     stats, stats_source = _param_stats(preset, info_train["path"], n_train)
+    if init_cfg is not None:
+        stats = init_cfg["normalization"]["params"]
+        stats_source = f"initial model {init}"
 
     # ---- output directory: fresh, resume or refuse
     resume = False
@@ -605,6 +645,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
 
     keras.utils.set_random_seed(int(seed))
     model = build_model(kind, arch)
+    if init_cfg is not None and not resume:
+        model.load_weights(str(Path(init) / "model.weights.h5"))
+        log(f"initialised from {init}")
     train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
                              shuffle=True, drop_remainder=True, mask_probability=mask_p,
                              seed=seed)
@@ -705,6 +748,12 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         "command": command,
         "n_weights": int(clean.count_params()),
     }
+    if init_cfg is not None:
+        cfg["training"]["initialised_from"] = {
+            "path": str(init),
+            "sha256": sha256_file(Path(init) / "model.weights.h5"),
+            "command": (init_cfg.get("training") or {}).get("command"),
+        }
     _atomic_write(out / "config.json", to_json(cfg, indent=2) + "\n")
     _atomic_write(out / "card.md", _card_stub(cfg))
     write_checksums(out)

@@ -1,0 +1,181 @@
+"""`ReconstructedSource`: a reconstructed source that carries its re-lensing check.
+
+`~astro_delens.SourceReconstructor.reconstruct` returns the source as a
+`~astropy.nddata.CCDData` (data, unit, source-plane WCS, provenance header).
+This subclass adds what the physics says about it: the lens estimate that was
+used (``lens``) and the `~astro_delens.forward.RelensResult` of re-lensing the
+source with that lens and comparing with the data (``check``). The check's
+images and numbers are also properties of the source (``model_image``,
+``residuals``, ``reduced_chi2``, ``flag``...), `ReconstructedSource.plot` draws
+them, and `~astropy.nddata.CCDData.write` (through `ReconstructedSource.to_hdu`)
+stores them as FITS extensions ``RELENS_MODEL``, ``LENS_LIGHT`` and
+``RESIDUALS`` with the reduced chi^2 (``RLCHI2``) and the flag (``RLFLAG``) in
+the primary header.
+
+Slicing or arithmetic gives a plain result without the check (it no longer
+describes the new array).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from astropy.nddata import CCDData
+
+__all__ = ["ReconstructedSource", "run_relens_check", "NoCheckError"]
+
+
+class NoCheckError(AttributeError):
+    """Asked for a re-lensing result of a source that was not checked."""
+
+
+def _check_psf(prepared):
+    """Keywords of `relens_check` for the prepared cutout's PSF, and the PSF's description."""
+    if prepared.psf is not None:
+        return {"psf": np.asarray(prepared.psf)}, None
+    fwhm = prepared.assumed_psf_fwhm
+    reason = prepared.assumed_psf_reason
+    if fwhm is None:  # prepared by hand, without an assumption
+        low, high = prepared.preset.psf_fwhm_range
+        fwhm, reason = float(np.sqrt(low * high)), f"middle of the {prepared.preset.name!r} range"
+    return {"psf": None, "psf_fwhm": fwhm / prepared.pixel_scale}, \
+        f"assumed Gaussian PSF, FWHM {fwhm:.3g} arcsec ({reason}); no PSF was given"
+
+
+def run_relens_check(source, prepared, params, **kwargs):
+    """Re-lens a reconstructed source with lens ``params`` and compare with the prepared data.
+
+    Parameters
+    ----------
+    source : array-like or `~astropy.nddata.CCDData` (S, S)
+        Flux per source pixel on the preset's source grid, centred on the lens centre.
+    prepared : `~astro_delens.cutout.PreparedCutout`
+        The cutout the networks saw: image, noise, mask and PSF. Without a PSF,
+        a Gaussian of ``prepared.assumed_psf_fwhm`` is used and the result's
+        ``psf_used`` says so and why.
+    params : array-like (8,)
+        Lens parameters (`astro_delens.lensmodel` order).
+    **kwargs
+        More keywords of `astro_delens.forward.relens_check` (thresholds,
+        ``lens_light``...).
+
+    Returns
+    -------
+    `~astro_delens.forward.RelensResult`
+    """
+    from .forward import relens_check
+
+    psf_kwargs, description = _check_psf(prepared)
+    data = np.asarray(getattr(source, "data", source), dtype=float)
+    check = relens_check(prepared.image, prepared.noise_map, params, data,
+                         prepared.preset.source_pixel_scale, prepared.pixel_scale,
+                         mask=prepared.mask, **psf_kwargs, **kwargs)
+    if description is not None:
+        check.psf_used = description
+    return check
+
+
+class ReconstructedSource(CCDData):
+    """A reconstructed source (`~astropy.nddata.CCDData`) with its re-lensing check.
+
+    Made by `~astro_delens.SourceReconstructor`; use it as any CCDData.
+
+    Attributes
+    ----------
+    lens : `~astro_delens.results.LensEstimate` or None
+        The lens estimate the source grid is centred on and the check used.
+    check : `~astro_delens.forward.RelensResult` or None
+        The re-lensing check (None when it did not run).
+    prepared : `~astro_delens.cutout.PreparedCutout` or None
+        The cutout the networks saw.
+    """
+
+    lens = None
+    check = None
+    prepared = None
+
+    def _checked(self):
+        if self.check is None:
+            raise NoCheckError(
+                "no re-lensing check ran for this source (reconstruct(..., check=True) runs it; "
+                "it needs a lens estimate)")
+        return self.check
+
+    @property
+    def model_image(self):
+        """The model of the data: lensed source plus lens light (image grid)."""
+        return self._checked().model_image
+
+    @property
+    def lens_light_model(self):
+        """The lens galaxy's light fitted in the check (image grid)."""
+        return self._checked().lens_light_model
+
+    @property
+    def residuals(self):
+        """``(data - model) / noise`` on the image grid (0 on unused pixels)."""
+        return self._checked().residuals
+
+    @property
+    def reduced_chi2(self) -> float:
+        """Reduced chi^2 of the re-lensed model over the unmasked pixels."""
+        return float(self._checked().reduced_chi2)
+
+    @property
+    def flag(self) -> bool:
+        """True when the re-lensed source does not explain the data (see ``flag_reasons``)."""
+        return bool(self._checked().flag)
+
+    @property
+    def flag_reasons(self) -> list:
+        """Which of the check's tests failed."""
+        return list(self._checked().flag_reasons)
+
+    def plot(self, path=None, fig=None):
+        """Figure of the result, optionally saved as PNG to ``path``.
+
+        With a check: data, model, normalised residuals, and the source with the
+        estimated lens's critical curves and caustics (`RelensResult.plot`).
+        Without: the prepared data beside the source.
+
+        Returns
+        -------
+        `matplotlib.figure.Figure`
+        """
+        from .results import _atomic, plot_reconstruction
+
+        if self.check is not None:
+            fig = self.check.plot(fig=fig)
+            if path is not None:
+                _atomic(path, True, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+            return fig
+        if self.prepared is None:
+            raise NoCheckError("plot: this source has neither a check nor its prepared cutout")
+        return plot_reconstruction(self.prepared, self, path)
+
+    def to_hdu(self, *args, **kwargs):
+        """HDUList of the source; with the check, its images as extensions (see module doc)."""
+        from astropy.io import fits
+
+        hdul = super().to_hdu(*args, **kwargs)
+        check = self.check
+        if check is None:
+            return hdul
+        header = hdul[0].header
+        header["RLCHI2"] = (float(check.reduced_chi2), "re-lensing check: reduced chi^2")
+        header["RLARCHI2"] = (float(check.arc_reduced_chi2),
+                              "re-lensing check: arc-region reduced chi^2")
+        header["RLAMP"] = (float(check.source_amplitude), "re-lensing check: source amplitude")
+        header["RLFLAG"] = (bool(check.flag), "re-lensed source does not explain the data")
+        header["RLPSF"] = (str(check.psf_used)[:40], "check PSF, see HISTORY")
+        header.add_history(f"re-lensing check PSF: {check.psf_used}")
+        for reason in check.flag_reasons:
+            header.add_history(f"re-lensing check flag: {reason}")
+        wcs = self.prepared.wcs if self.prepared is not None else None
+        image_header = wcs.to_header() if wcs is not None else fits.Header()
+        for data, extname in ((check.model_image, "RELENS_MODEL"),
+                              (check.lens_light_model, "LENS_LIGHT"),
+                              (check.residuals, "RESIDUALS")):
+            hdul.append(fits.ImageHDU(np.asarray(data, dtype=np.float32), header=image_header,
+                                      name=extname))
+        return hdul
