@@ -22,6 +22,7 @@ COMMANDS = {
     "simulate": "simulate",
     "train": "train",
     "evaluate": "evaluate",
+    "calibrate": "calibrate",
     "models": "models",
     "predict": "predict",
     "reconstruct": "reconstruct",

@@ -264,3 +264,46 @@ def test_evaluate_estimator_and_reconstructor(trained, toy, tmp_path):
     # wrong model path
     assert main(["evaluate", "--model", str(tmp_path), "--data", str(toy["test"]),
                  "--report", str(rep)]) == 2
+
+
+def test_best_scale_recovers_a_known_sigma_error():
+    from astro_delens.training.calibrate import best_scale, coverage
+
+    z = np.random.default_rng(5).normal(size=(20000, 8)) * np.arange(1, 9) * 0.5
+    scale = best_scale(z)
+    np.testing.assert_allclose(scale, np.arange(1, 9) * 0.5, rtol=0.03)
+    cov = coverage(z / scale)
+    assert np.all(np.abs(np.array(cov["68"]) - 0.683) < 0.01)
+    assert np.all(np.abs(np.array(cov["95"]) - 0.95) < 0.01)
+
+
+def test_calibration_is_stored_applied_and_checksummed(trained, toy, tmp_path, capsys):
+    import shutil
+
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import load_estimator, verify_checksums
+
+    model = tmp_path / "est"
+    shutil.copytree(trained["estimator"], model)
+    val = write_toy_h5(tmp_path / "val.h5", 150, seed=9)
+    assert main(["calibrate", "--model", str(model), "--data", str(val), "--quiet"]) == 0
+    cfg = json.loads((model / "config.json").read_text())
+    cal = cfg["calibration"]
+    assert cal["data"]["n"] == 150 and len(cal["sigma_scale"]) == 8
+    assert all(0.6 <= c <= 0.77 for c in cal["coverage_after"]["68"])
+    assert "config.json" in verify_checksums(model)
+    loaded = load_estimator(model)
+    x = write_toy_h5(tmp_path / "x.h5", 4, seed=11)
+    import h5py
+
+    with h5py.File(x, "r") as f:
+        image, noise = f["image"][:], f["noise_map"][:]
+    m1, s1 = loaded.predict(image, noise)
+    m0, s0 = loaded.predict(image, noise, calibrated=False)
+    np.testing.assert_allclose(m1, m0)
+    np.testing.assert_allclose(s1, s0 * np.array(cal["sigma_scale"]))
+    # reconstructors have no uncertainties; too few samples cannot calibrate
+    assert main(["calibrate", "--model", str(trained["reconstructor"]), "--data", str(val)]) == 2
+    assert "only estimators" in capsys.readouterr().err
+    assert main(["calibrate", "--model", str(model), "--data", str(toy["val"])]) == 2
+    assert "too few" in capsys.readouterr().err

@@ -284,7 +284,16 @@ class LoadedEstimator(_LoadedModel):
         """Parameter standardisation statistics ``{"mean": [...], "std": [...]}``."""
         return self.config["normalization"]["params"]
 
-    def predict(self, image, noise_map, mask=None, batch_size=256):
+    @property
+    def sigma_scale(self) -> np.ndarray:
+        """Per-parameter factors applied to the network's sigmas (ones when not calibrated).
+
+        See `astro_delens.training.calibrate`.
+        """
+        scale = (self.config.get("calibration") or {}).get("sigma_scale")
+        return np.ones(len(self.stats["mean"])) if scale is None else np.asarray(scale, float)
+
+    def predict(self, image, noise_map, mask=None, batch_size=256, calibrated=True):
         """Posterior means and standard deviations of the eight lens parameters.
 
         Parameters
@@ -296,6 +305,9 @@ class LoadedEstimator(_LoadedModel):
         mask : array-like of bool, optional
             True where pixels must be ignored.
         batch_size : int
+        calibrated : bool
+            Apply the model's calibration of the sigmas (`sigma_scale`); False
+            gives the network's raw sigmas.
 
         Returns
         -------
@@ -307,6 +319,8 @@ class LoadedEstimator(_LoadedModel):
         n = len(self.stats["mean"])
         mean = norm.denormalize_params(out[:, :n], self.stats)
         std = np.exp(0.5 * out[:, n:2 * n]) * np.asarray(self.stats["std"], dtype=np.float64)
+        if calibrated:
+            std = std * self.sigma_scale
         return mean, std
 
 

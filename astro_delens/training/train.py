@@ -507,7 +507,7 @@ def _card_stub(cfg) -> str:
 def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32, lr=1e-3,
                 seed=0, max_samples=None, max_val_samples=None, patience=8,
                 lr_schedule="cosine", augment=True, overwrite=False, verbose="auto",
-                log=None, command=None, init=None) -> dict:
+                log=None, command=None, init=None, calibrate=True) -> dict:
     """Train a network and write a model directory.
 
     Parameters
@@ -546,6 +546,10 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         training setup and parameter normalisation are used (``config`` may
         only repeat them) and its weights initialise the network. Its name and
         checksum are recorded in the provenance.
+    calibrate : bool
+        For an estimator, calibrate its uncertainties on the whole validation
+        file when training ends (`astro_delens.training.calibrate`; needs at
+        least 100 validation samples).
 
     Returns
     -------
@@ -759,4 +763,11 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     write_checksums(out)
     shutil.rmtree(state, ignore_errors=True)
     log(f"done: best epoch {best_epoch} (val_loss {min(vals):.4g}); model written to {out}")
+    if kind == "estimator" and calibrate:
+        if info_val["n"] >= 100:
+            from .calibrate import calibrate_estimator
+
+            cfg["calibration"] = calibrate_estimator(out, info_val["path"], log=log)
+        else:
+            log("not calibrating the uncertainties: fewer than 100 validation samples")
     return cfg
