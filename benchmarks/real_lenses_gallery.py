@@ -14,9 +14,13 @@ source reconstructed (`SourceReconstructor.reconstruct_many`). Written to
   quantities, lens centre on the sky where there is a WCS, out-of-domain flags);
 * ``real_lenses_gallery.png``: for each lens, the prepared data on the model's
   grid (north up, east left; masked pixels blank) with the estimated Einstein
-  radius drawn about the estimated centre, and the reconstructed source.
+  radius drawn about the estimated centre, and the reconstructed source;
+* ``checks/<name>.png``: the re-lensing check of each lens (data, model,
+  normalised residuals, source with caustics), unless ``--no-check``.
 
-The table is also printed (name, theta_E, axis ratio, position angle, flags).
+The table is also printed (name, theta_E, axis ratio, position angle, the
+check's reduced chi^2 and flag, out-of-domain flags), with the distribution
+of the reduced chi^2.
 """
 
 import argparse
@@ -67,6 +71,7 @@ def main(argv=None):
     parser.add_argument("--untrained", action="store_true",
                         help="use tiny untrained networks (a smoke test of the plumbing)")
     parser.add_argument("--outdir", default="real_lenses_gallery", help="output folder")
+    parser.add_argument("--no-check", action="store_true", help="skip the re-lensing check")
     args = parser.parse_args(argv)
 
     from astro_delens import LensParameterEstimator, SourceReconstructor
@@ -102,21 +107,47 @@ def main(argv=None):
         estimates = est.predict_prepared(prepared)
         if rec._same_grid(est):
             centers = [((float(x.mean[4]), float(x.mean[5])), "estimator") for x in estimates]
-            sources = rec.reconstruct_prepared(prepared, centers)
+            sources = rec.reconstruct_prepared(prepared, centers, estimates)
         else:  # a reconstructor on another grid prepares its own cutouts
             sources = rec.reconstruct_many([load_real_lens(e) for e in entries])
     caught.extend(str(x.message) for x in w if not issubclass(x.category, DeprecationWarning))
     elapsed = time.perf_counter() - t0
+    check_seconds = 0.0
+    if not args.no_check:
+        (outdir / "checks").mkdir(exist_ok=True)
+        t1 = time.perf_counter()
+        for name, src in zip(names, sources):
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                rec._attach_check(src, src.prepared, src.lens, {})
+            caught.extend(f"{name}: {x.message}" for x in w
+                          if not issubclass(x.category, DeprecationWarning))
+        check_seconds = time.perf_counter() - t1
+        for name, src in zip(names, sources):
+            if src.check is not None:
+                src.plot(outdir / "checks" / f"{name}.png")
 
     table = estimates_table(estimates, names)
+    if not args.no_check:
+        table["relens_chi2"] = [s.reduced_chi2 if s.check is not None else np.nan
+                                for s in sources]
+        table["relens_flag"] = [s.flag if s.check is not None else True for s in sources]
     write_table(table, outdir / "real_lenses_estimates.ecsv", overwrite=True)
     gallery(prepared, estimates, sources, names, outdir / "real_lenses_gallery.png")
     print(f"model {est.model_info['name']!r}: {len(names)} lenses in {elapsed:.1f} s "
           f"({len(names) / elapsed:.1f} lenses/s, both networks)")
-    print(f"{'lens':24s} {'theta_E':>8s} {'q':>6s} {'PA':>6s}  flags")
+    if not args.no_check:
+        chi2 = np.asarray(table["relens_chi2"], float)
+        print(f"re-lensing check: {check_seconds:.1f} s in all ({check_seconds / len(names):.2f} "
+              f"s per lens); reduced chi2 percentiles [5, 25, 50, 75, 95] "
+              f"{np.round(np.nanpercentile(chi2, [5, 25, 50, 75, 95]), 2).tolist()}; "
+              f"flagged {np.mean(table['relens_flag']):.0%}")
+    print(f"{'lens':24s} {'theta_E':>8s} {'q':>6s} {'PA':>6s} {'chi2':>7s} {'flag':>4s}  flags")
     for row in table:
+        chi2 = f"{row['relens_chi2']:7.2f}" if "relens_chi2" in row.colnames else f"{'-':>7}"
+        flag = ("F" if row["relens_flag"] else "-") if "relens_flag" in row.colnames else "-"
         print(f"{row['input']:24s} {row['theta_E'].value:8.3f} {row['axis_ratio']:6.2f} "
-              f"{row['position_angle'].value:6.1f}  {row['flags']}")
+              f"{row['position_angle'].value:6.1f} {chi2} {flag:>4s}  {row['flags']}")
     print(f"{len(caught)} warnings; outputs in {outdir}/")
     for line in caught:
         print("  " + " ".join(line.split())[:160])
