@@ -180,6 +180,16 @@ def test_augment_batch_consistent_and_reproducible():
     masks = augment.random_masks(np.random.default_rng(1), 50, 16, probability=0.5)
     assert masks.shape == (50, 16, 16) and 5 < masks.any(axis=(1, 2)).sum() < 45
     assert not augment.random_masks(rng, 3, 16).any()
+    # small fields mask the border and keep the centre; neighbours are discs inside
+    small = augment.random_masks(np.random.default_rng(2), 20, 64, probability=1.0,
+                                 border_fraction=1.0)
+    edge_rows = np.concatenate([small[:, [0, -1], :], small[:, :, [0, -1]].transpose(0, 2, 1)],
+                               axis=1)
+    assert np.all(edge_rows.all(axis=2).any(axis=1))  # a whole edge masked in every mask
+    assert small[:, 28:36, 28:36].mean() < 0.01
+    discs = augment.random_masks(np.random.default_rng(3), 20, 64, probability=1.0,
+                                 border_fraction=0.0)
+    assert np.all(discs.any(axis=(1, 2))) and discs.mean() < 0.1
 
 
 # --------------------------------------------------------------------------

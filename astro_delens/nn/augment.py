@@ -90,20 +90,32 @@ def augment_batch(rng, arrays, params=None):
     return out, new_params
 
 
-def random_masks(rng, n: int, npix: int, probability: float = 0.0, max_radius: float = 0.08):
-    """Random masks imitating cut-out neighbours and bad pixels (True = masked).
+def random_masks(rng, n: int, npix: int, probability: float = 0.0, max_radius: float = 0.08,
+                 border_fraction: float = 0.5, min_field: float = 0.25):
+    """Random masks imitating what real cutouts lose (True = masked).
 
-    Each of the ``n`` masks is, with ``probability``, a disc of radius up to
-    ``max_radius * npix`` pixels at a random position plus about 0.2% of random
-    bad pixels; otherwise it is empty.
+    Each of the ``n`` masks is, with ``probability``, non-empty: with
+    ``border_fraction``, a *small field* -- everything outside a square of
+    half-width between ``min_field * npix`` and ``npix / 2`` pixels, shifted by
+    up to a tenth of the grid, as when the input cutout is smaller than the
+    model's field; otherwise one to three *neighbours* -- discs of radius up to
+    ``max_radius * npix`` pixels at random positions. Either kind gets about
+    0.2% of random bad pixels. The other masks are empty.
     """
     masks = np.zeros((n, npix, npix), dtype=bool)
     if probability <= 0:
         return masks
     yy, xx = np.mgrid[0:npix, 0:npix]
+    centre = (npix - 1) / 2.0
     for i in np.flatnonzero(rng.random(n) < probability):
-        cy, cx = rng.uniform(0, npix, 2)
-        r = rng.uniform(1.0, max(1.0, max_radius * npix))
-        masks[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        if rng.random() < border_fraction:
+            half = rng.uniform(min_field * npix, 0.5 * npix)
+            cy, cx = centre + rng.uniform(-0.1, 0.1, 2) * npix
+            masks[i] = (np.abs(yy - cy) > half) | (np.abs(xx - cx) > half)
+        else:
+            for _ in range(rng.integers(1, 4)):
+                cy, cx = rng.uniform(0, npix, 2)
+                r = rng.uniform(1.0, max(1.0, max_radius * npix))
+                masks[i] |= (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
         masks[i] |= rng.random((npix, npix)) < 0.002
     return masks
