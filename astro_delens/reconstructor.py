@@ -212,12 +212,27 @@ class SourceReconstructor(_NetworkFront):
             source = make_source(src, p, info, center, how, extra)
             source.lens = estimate
             if check:
-                self._attach_check(source, p, estimate, check_options or {})
+                self.attach_check(source, **(check_options or {}))
             out.append(source)
         return out
 
     @staticmethod
-    def _attach_check(source, prepared, estimate, options):
+    def attach_check(source, **options):
+        """Run the re-lensing check on a reconstructed source and attach it (``source.check``).
+
+        Parameters
+        ----------
+        source : `~astro_delens.source_result.ReconstructedSource`
+            From this class (it knows its prepared cutout and lens estimate).
+        **options
+            Keywords of `astro_delens.forward.relens_check`.
+
+        Warns
+        -----
+        `~astro_delens.exceptions.AstroDelensWarning`
+            The check cannot run: no lens estimate, or an empty source.
+        """
+        prepared, estimate = source.prepared, source.lens
         if estimate is None:
             warnings.warn(AstroDelensWarning(
                 f"{prepared.label}: re-lensing check skipped: it needs a lens estimate "
@@ -229,6 +244,7 @@ class SourceReconstructor(_NetworkFront):
                 "empty"), stacklevel=4)
             return
         source.check = run_relens_check(source.data, prepared, estimate.mean, **options)
+        return source
 
     # -- public ------------------------------------------------------------
     def reconstruct(self, data, *, pixel_scale=None, position=None, size=None, noise=None,

@@ -119,7 +119,7 @@ def main(argv=None):
         for name, src in zip(names, sources):
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
-                rec._attach_check(src, src.prepared, src.lens, {})
+                rec.attach_check(src)
             caught.extend(f"{name}: {x.message}" for x in w
                           if not issubclass(x.category, DeprecationWarning))
         check_seconds = time.perf_counter() - t1

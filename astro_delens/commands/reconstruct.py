@@ -118,7 +118,7 @@ def run(args) -> int:
             try:
                 if not args.no_check:
                     with report.warnings_for(name):
-                        rec._attach_check(source, source.prepared, source.lens, {})
+                        rec.attach_check(source)
                 write_fits(source, targets[name], overwrite=True)
                 if args.plot:
                     source.plot(plots[name])

@@ -423,10 +423,14 @@ def _init_config(init, kind, preset) -> dict:
 
 
 def _merge_init_config(init_cfg, config) -> dict:
-    """The initial model's architecture and training setup; ``config`` may only repeat them."""
+    """The initial model's architecture and training setup, updated by ``config``.
+
+    Training settings (`TRAINING_DEFAULTS`: loss, masks, regularisation) may
+    change; architecture hyperparameters may only repeat the initial model's.
+    """
     merged = {**init_cfg["architecture"], **init_cfg.get("training_setup", {})}
     for key, value in (config or {}).items():
-        if key in merged and merged[key] != value:
+        if key not in TRAINING_DEFAULTS and key in merged and merged[key] != value:
             raise ValueError(f"config: {key}={value!r} differs from the initial model's "
                              f"{merged[key]!r}; a warm start keeps the architecture")
         merged[key] = value
