@@ -1,4 +1,4 @@
-"""The physics attached to the public results: re-lensing check on sources, refinement of estimates."""
+"""The physics attached to the public results: the re-lensing check and refinement."""
 
 import warnings
 

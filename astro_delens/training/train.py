@@ -499,6 +499,19 @@ def _card_stub(cfg) -> str:
         f"{t['best_val_loss']:.4g}); batch size {t['batch_size']}; seed {t['seed']}",
         f"* augmentation: {'8 grid symmetries' if t['augment'] else 'none'}; random masks "
         f"with probability {t['mask_probability']}",
+    ]
+    init = t.get("initialised_from")
+    if init:
+        lines.append(f"* warm start from `{init['path']}` (weights SHA-256 "
+                     f"{init['sha256'][:12]}...; that model was trained by "
+                     f"`{init.get('command')}`); the time above is this run's only")
+    cal = cfg.get("calibration")
+    if cal:
+        scales = ", ".join(f"{n} {v:.2f}" for n, v in zip(cal["parameter_names"],
+                                                          cal["sigma_scale"]))
+        lines.append(f"* uncertainties calibrated on `{Path(cal['data']['path']).name}` "
+                     f"({cal['data']['n']} lenses): sigma multiplied by {scales}")
+    lines += [
         "",
         "## Evaluation",
         "",
