@@ -218,3 +218,6 @@ def test_refine_argument_errors(survey_lens):
     with pytest.raises(ValueError, match="source_model"):
         refine(s["image"], s["noise_map"], s["params"], np.full(8, 0.01), 0.1,
                source_model="INTERPOL")
+    with pytest.raises(ValueError, match="systematic_std"):
+        refine(s["image"], s["noise_map"], s["params"], np.full(8, 0.01), 0.1,
+               systematic_std=[0.01, -1.0])

@@ -149,8 +149,10 @@ def test_predict_refine_records_the_fit(survey_lens):
                           psf=s["psf"], background_subtracted=True, mask_contaminants=False,
                           refine=True,
                           refine_options=dict(n_particles=6, n_iterations=3, n_max=4,
-                                              polish_iterations=3))
+                                              polish_iterations=3, systematic_std=0.02))
     assert res.refined and res.refinement.settings["refined"] is True
+    assert np.all(res.std >= 0.02)   # the systematic term is added in quadrature
+    assert res.refinement.settings["systematic_std"] == [0.02] * 8
     assert res.refinement.reduced_chi2 <= res.refinement.start_reduced_chi2
     np.testing.assert_allclose(res.mean, res.refinement.params)
     assert not np.allclose(res.network_mean, res.mean)

@@ -260,7 +260,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
            bounds_nsigma=4.0,
            std_floor=DEFAULT_STD_FLOOR, n_burn=100, n_run=100, walker_ratio=4, seed=None,
            source_npix=None, source_pixel_scale=None, uncertainties=True, polish=True,
-           polish_iterations=6, prior=True, light_center_sigma=None):
+           polish_iterations=6, prior=True, light_center_sigma=None, systematic_std=None):
     """Refine a network's lens estimate with lenstronomy's fitting machinery.
 
     Parameters
@@ -344,6 +344,10 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     polish_iterations : int
         Most iterations of the polish (each costs one model evaluation plus a
         numerical Jacobian, i.e. one more per free parameter).
+    systematic_std : array-like (8,), optional
+        Added in quadrature to the statistical uncertainties (Fisher or MCMC):
+        the errors the models' simplifications leave (a shapelet source for a
+        real galaxy, a Sersic lens light). ``None`` (default) adds nothing.
 
     Returns
     -------
@@ -373,6 +377,14 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     std = np.asarray(params_std, dtype=float)
     if std.shape != (8,) or not np.all(np.isfinite(std)) or np.any(std < 0):
         raise ValueError(f"params_std: expected 8 finite non-negative values, got {params_std!r}")
+    sys_std = None
+    if systematic_std is not None:
+        sys_std = np.asarray(systematic_std, dtype=float)
+        if sys_std.shape not in ((), (8,)) or not np.all(np.isfinite(sys_std)) \
+                or np.any(sys_std < 0):
+            raise ValueError(f"systematic_std: expected 8 finite non-negative values, got "
+                             f"{systematic_std!r}")
+        sys_std = np.broadcast_to(sys_std, (8,))
     floor = np.broadcast_to(np.asarray(std_floor, dtype=float), (8,))
     std = np.maximum(std, floor)
     d = float(pixel_scale)
@@ -593,6 +605,8 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     else:
         cov = np.full((8, 8), np.nan)
         method = "none"
+    if sys_std is not None:
+        cov = cov + np.diag(sys_std ** 2)
     timing["uncertainties_and_model"] = time.perf_counter() - tic
 
     source = None
@@ -616,6 +630,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         "priors": ("Gaussian, network mean and sigma (floored)" if prior
                    else "flat within the bounds"),
         "uncertainty_method": method, "seed": seed, "n_free_parameters": int(n_nonlinear),
+        "systematic_std": None if sys_std is None else sys_std.tolist(),
         "lenstronomy_version": lenstronomy.__version__,
         "seconds_per_stage": timing,
     }
