@@ -15,8 +15,9 @@ training set):
     sigmas) and a big particle swarm (``--blind-particles`` x
     ``--blind-iterations``, default 60 x 150), the same models and polish.
 
-Noise-free presets (``seed``) get Gaussian noise of ``--noise-fraction`` of
-the brightest pixel, since a fit needs a noise model.
+Noise-free presets (``seed``): the network sees the noise-free image (its
+training domain); the fits see it with Gaussian noise of ``--noise-fraction``
+of the brightest pixel added, since a fit needs a noise model.
 
 Prints one row per lens and a summary: theta_E errors, all parameters'
 normalised errors, the refined Fisher uncertainties' coverage, wall and CPU
@@ -107,17 +108,26 @@ def main(argv=None):
         seed = args.first_seed + k
         s = sim.simulate(seed)
         p = s["params"]
-        if not np.any(s["noise_map"]):
+        noise_free = not np.any(s["noise_map"])
+        clean = s["image"]
+        if noise_free:
             sigma = args.noise_fraction * float(np.max(s["image"]))
             s["noise_map"] = np.full_like(s["image"], sigma)
             s["image"] = s["image"] + noise_rng.normal(0.0, sigma, s["image"].shape).astype(
                 s["image"].dtype)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # out-of-domain notes are not the point here
+            # the network sees its training domain (noise-free images for noise-free presets)
             net, net_wall, _ = _timed(
-                est.predict, s["image"], pixel_scale=preset.pixel_scale * u.arcsec,
-                noise=s["noise_map"], psf=s["psf"], background_subtracted=True,
-                mask_contaminants=False)
+                est.predict, clean if noise_free else s["image"],
+                pixel_scale=preset.pixel_scale * u.arcsec,
+                noise=np.zeros_like(clean) if noise_free else s["noise_map"], psf=s["psf"],
+                background_subtracted=True, mask_contaminants=False)
+            if noise_free:  # the fits need the noisy image and its noise
+                net = LensEstimate(net.mean, net.std, est.prepare(
+                    s["image"], pixel_scale=preset.pixel_scale * u.arcsec,
+                    noise=s["noise_map"], psf=s["psf"], background_subtracted=True,
+                    mask_contaminants=False), net.model)
         if args.start == "perturbed":
             std = np.array(args.net_std, dtype=float)
             std[0] *= p[0]
