@@ -216,12 +216,12 @@ class LensParameterEstimator(_NetworkFront):
             `~astro_delens.forward.RefineResult`; tables get a ``refined`` column.
         """
         from .forward import refine
-        from .source_result import _check_psf
+        from .psf_defaults import psf_keywords
 
         if not isinstance(estimate, LensEstimate):
             raise TypeError(f"estimate: expected a LensEstimate, got {type(estimate).__name__}")
         prepared = estimate.prepared
-        psf_kwargs, description = _check_psf(prepared)
+        psf_kwargs, description = psf_keywords(prepared)
         options = {"seed": 0, **options}
         result = refine(prepared.image, prepared.noise_map, estimate.network_mean,
                         estimate.network_std, prepared.pixel_scale, mask=prepared.mask,

@@ -13,7 +13,9 @@ data, in this order:
 3. the geometric mean of the model preset's training range of PSF FWHMs.
 
 The choice and its reason are recorded in the prepared cutout and stated in
-the check's output; a PSF image from the user is always better.
+the check's output (`psf_keywords` turns a prepared cutout into the PSF
+keywords of `astro_delens.forward`); a PSF image from the user is always
+better.
 
 Examples
 --------
@@ -31,7 +33,8 @@ import re
 
 import numpy as np
 
-__all__ = ["assumed_psf_fwhm", "INSTRUMENT_FWHM", "INSTRUMENT_KEYWORDS", "FWHM_KEYWORDS"]
+__all__ = ["assumed_psf_fwhm", "psf_keywords", "INSTRUMENT_FWHM", "INSTRUMENT_KEYWORDS",
+           "FWHM_KEYWORDS"]
 
 #: Header keywords read as a PSF FWHM (in this order).
 FWHM_KEYWORDS = ("PSF_FWHM", "PSFFWHM", "FWHM", "SEEING")
@@ -110,3 +113,19 @@ def assumed_psf_fwhm(header, preset, pixel_scale):
                 return float(found[0]), found[1]
     low, high = preset.psf_fwhm_range
     return float(np.sqrt(low * high)), f"middle of the {preset.name!r} training range"
+
+
+def psf_keywords(prepared):
+    """The PSF keywords of the physics tools for a prepared cutout, and what was assumed.
+
+    Returns ``({"psf": array}, None)`` when the cutout has a PSF, else the
+    keywords of a Gaussian of ``prepared.assumed_psf_fwhm`` (``psf=None``,
+    ``psf_fwhm`` in pixels) and a sentence saying so and why.
+    """
+    if prepared.psf is not None:
+        return {"psf": np.asarray(prepared.psf)}, None
+    fwhm, reason = prepared.assumed_psf_fwhm, prepared.assumed_psf_reason
+    if fwhm is None:  # a cutout made by hand, without an assumption
+        fwhm, reason = assumed_psf_fwhm(None, prepared.preset, prepared.pixel_scale)
+    return {"psf": None, "psf_fwhm": fwhm / prepared.pixel_scale}, \
+        f"assumed Gaussian PSF, FWHM {fwhm:.3g} arcsec ({reason}); no PSF was given"

@@ -22,24 +22,13 @@ import numpy as np
 
 from astropy.nddata import CCDData
 
+from .psf_defaults import psf_keywords
+
 __all__ = ["ReconstructedSource", "run_relens_check", "NoCheckError"]
 
 
 class NoCheckError(AttributeError):
     """Asked for a re-lensing result of a source that was not checked."""
-
-
-def _check_psf(prepared):
-    """Keywords of `relens_check` for the prepared cutout's PSF, and the PSF's description."""
-    if prepared.psf is not None:
-        return {"psf": np.asarray(prepared.psf)}, None
-    fwhm = prepared.assumed_psf_fwhm
-    reason = prepared.assumed_psf_reason
-    if fwhm is None:  # prepared by hand, without an assumption
-        low, high = prepared.preset.psf_fwhm_range
-        fwhm, reason = float(np.sqrt(low * high)), f"middle of the {prepared.preset.name!r} range"
-    return {"psf": None, "psf_fwhm": fwhm / prepared.pixel_scale}, \
-        f"assumed Gaussian PSF, FWHM {fwhm:.3g} arcsec ({reason}); no PSF was given"
 
 
 def run_relens_check(source, prepared, params, **kwargs):
@@ -65,7 +54,7 @@ def run_relens_check(source, prepared, params, **kwargs):
     """
     from .forward import relens_check
 
-    psf_kwargs, description = _check_psf(prepared)
+    psf_kwargs, description = psf_keywords(prepared)
     data = np.asarray(getattr(source, "data", source), dtype=float)
     check = relens_check(prepared.image, prepared.noise_map, params, data,
                          prepared.preset.source_pixel_scale, prepared.pixel_scale,
