@@ -43,7 +43,9 @@ centred on ``position``. The steps, each recorded in ``PreparedCutout.steps``:
 7. **contaminants**: sources found by `photutils.segmentation` that lie wholly
    outside the region where arcs can appear are masked (``mask_contaminants``);
 8. **psf**: a given PSF is resampled onto the model grid (same orientation) and
-   its FWHM measured.
+   its FWHM measured; without one, the FWHM of the Gaussian that the physics
+   checks will assume is chosen from the header, the instrument or the preset
+   (`astro_delens.psf_defaults`) and recorded.
 
 Inputs outside the model's training domain give an
 `~astro_delens.exceptions.OutOfDomainWarning`; bad inputs raise `ValueError`,
@@ -61,7 +63,7 @@ Examples
 >>> prepared.image.shape, prepared.pixel_scale
 ((96, 96), 0.1)
 >>> [step["step"] for step in prepared.steps]
-['read', 'cutout', 'background', 'noise', 'resample', 'mask', 'contaminants']
+['read', 'cutout', 'background', 'noise', 'resample', 'mask', 'contaminants', 'psf']
 """
 
 from __future__ import annotations
