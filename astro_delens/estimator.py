@@ -199,6 +199,10 @@ class LensParameterEstimator(_NetworkFront):
         lens + shapelet source + Sersic lens-light model, with Gaussian priors
         and bounds set by the network's estimate and uncertainties. Uses the
         cutout's PSF, or the Gaussian PSF it assumes when none was given.
+        The uncertainties are the fit's Fisher errors plus, in quadrature, the
+        systematic errors measured for the model's preset on simulations
+        (`astro_delens.forward.refine.SYSTEMATIC_STD`; ``systematic_std=None``
+        leaves them out).
 
         Parameters
         ----------
@@ -216,13 +220,14 @@ class LensParameterEstimator(_NetworkFront):
             `~astro_delens.forward.RefineResult`; tables get a ``refined`` column.
         """
         from .forward import refine
+        from .forward.refine import SYSTEMATIC_STD
         from .psf_defaults import psf_keywords
 
         if not isinstance(estimate, LensEstimate):
             raise TypeError(f"estimate: expected a LensEstimate, got {type(estimate).__name__}")
         prepared = estimate.prepared
         psf_kwargs, description = psf_keywords(prepared)
-        options = {"seed": 0, **options}
+        options = {"seed": 0, "systematic_std": SYSTEMATIC_STD.get(self.preset.name), **options}
         result = refine(prepared.image, prepared.noise_map, estimate.network_mean,
                         estimate.network_std, prepared.pixel_scale, mask=prepared.mask,
                         **psf_kwargs, **options)

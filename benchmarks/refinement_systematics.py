@@ -5,7 +5,8 @@ per parameter, finds the floor ``s`` such that 68.27% of the normalised errors
 ``|refined - true| / sqrt(sigma_fisher**2 + s**2)`` are below 1 on the *first
 half* of the lenses (the calibration half); then prints the coverage of the
 1- and 2-sigma intervals with that floor on the *second half* (the check half),
-and without it.
+and without it. Finally the floors from all the lenses, the values to use
+(``astro_delens.forward.refine.SYSTEMATIC_STD``).
 
 Usage::
 
@@ -58,7 +59,9 @@ def main(argv=None):
         print(f"{name:<9} {floors[k]:8.4f} {np.mean(e <= total):11.2f} "
               f"{np.mean(e <= sig[chk, k]):11.2f} {np.mean(e <= 2 * total):11.2f} "
               f"{np.mean(e <= 2 * sig[chk, k]):11.2f}")
-    print("floors:", [round(float(v), 4) for v in floors])
+    print("floors from the first half:", [round(float(v), 4) for v in floors])
+    every = [floor_for(err[:, k], sig[:, k]) for k in range(8)]
+    print("floors from all lenses (the values to use):", [round(float(v), 4) for v in every])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Physics in the loop: re-lensing check, lenstronomy refinement and linear source inversion."""
 
 from .inversion import SourceInversion, invert_source, shapelet_scale
-from .refine import DEFAULT_STD_FLOOR, SOURCE_MODELS, RefineResult, refine
+from .refine import DEFAULT_STD_FLOOR, SOURCE_MODELS, SYSTEMATIC_STD, RefineResult, refine
 from .relens import (
     DEFAULT_AMPLITUDE_RANGE,
     DEFAULT_ARC_CHI2_THRESHOLD,
@@ -16,6 +16,7 @@ __all__ = [
     "RefineResult",
     "SOURCE_MODELS",
     "DEFAULT_STD_FLOOR",
+    "SYSTEMATIC_STD",
     "invert_source",
     "SourceInversion",
     "shapelet_scale",
