@@ -560,9 +560,10 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     init : path-like, optional
         A model directory of the same kind to start from (warm start, e.g. to
         continue training a shipped model on more data): its architecture,
-        training setup and parameter normalisation are used (``config`` may
-        only repeat them) and its weights initialise the network. Its name and
-        checksum are recorded in the provenance.
+        training setup and parameter normalisation are used and its weights
+        initialise the network; ``config`` may change the training settings
+        (`TRAINING_DEFAULTS`) but only repeat the architecture. Its path,
+        checksum and training command are recorded in the provenance.
     calibrate : bool
         For an estimator, calibrate its uncertainties on the whole validation
         file when training ends (`astro_delens.training.calibrate`; needs at
