@@ -93,7 +93,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .exceptions import OutOfDomainWarning, PreprocessingWarning
 from .presets import Preset, get_preset
-from .psf_defaults import assumed_psf_fwhm
+from .psf_defaults import FWHM_KEYWORDS, INSTRUMENT_KEYWORDS, assumed_psf_fwhm
 
 __all__ = ["PreparedCutout", "prepare_cutout", "parse_input_data", "ACCEPTED_INPUTS"]
 
@@ -1417,8 +1417,6 @@ def prepare_cutout(
 
 def _merged_header(inp):
     """The cards that describe the PSF, from the image's header and then the primary header."""
-    from .psf_defaults import FWHM_KEYWORDS, INSTRUMENT_KEYWORDS
-
     merged = fits.Header()
     for header in (inp.extra.get("primary_header"), inp.header):
         if header is None:

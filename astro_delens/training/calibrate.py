@@ -34,15 +34,18 @@ __all__ = ["calibrate_estimator", "coverage", "best_scale", "ONE_SIGMA"]
 #: Probability mass of a Gaussian within one sigma.
 ONE_SIGMA = 0.6826894921370859
 
-#: Probability mass of a Gaussian within 1.96 sigma.
+#: Probability mass of a Gaussian within ``Z95`` sigma.
 TWO_SIGMA = 0.95
+
+#: Half-width, in sigma, of the central 95% of a Gaussian.
+Z95 = 1.959964
 
 
 def coverage(z) -> dict:
     """Fractions of ``|z|`` (N, 8) within the Gaussian 68.27% and 95% intervals, per parameter."""
     a = np.abs(np.asarray(z, dtype=float))
     return {"68": np.mean(a <= 1.0, axis=0).round(4).tolist(),
-            "95": np.mean(a <= 1.959964, axis=0).round(4).tolist()}
+            "95": np.mean(a <= Z95, axis=0).round(4).tolist()}
 
 
 def best_scale(z) -> np.ndarray:
@@ -61,7 +64,7 @@ def best_scale(z) -> np.ndarray:
     for k in range(a.shape[1]):
         col = np.sort(a[:, k])
         c68 = np.searchsorted(col, grid, side="right") / len(col)
-        c95 = np.searchsorted(col, 1.959964 * grid, side="right") / len(col)
+        c95 = np.searchsorted(col, Z95 * grid, side="right") / len(col)
         cost = ((c68 - ONE_SIGMA) / 0.05) ** 2 + ((c95 - TWO_SIGMA) / 0.03) ** 2
         out[k] = grid[int(np.argmin(cost))]
     return out
