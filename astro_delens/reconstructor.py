@@ -44,13 +44,14 @@ from .estimator import (
     _split_item,
 )
 from .exceptions import AstroDelensWarning
+from .nn.registry import DEFAULT_SYMMETRIES
 from .results import LensEstimate, make_source
 from .source_result import run_relens_check
 
 __all__ = ["SourceReconstructor"]
 
 
-def _companion_estimator(model, verify):
+def _companion_estimator(model, verify, symmetries):
     """The parameter network of the same family as ``model`` (None when there is none)."""
     from .nn import registry
 
@@ -66,7 +67,7 @@ def _companion_estimator(model, verify):
             candidates.append(str(model.path.parent))
     for c in candidates:
         try:
-            return LensParameterEstimator(c, verify=verify)
+            return LensParameterEstimator(c, verify=verify, symmetries=symmetries)
         except (registry.ModelNotFoundError, ValueError):
             continue
     return None
@@ -88,6 +89,10 @@ class SourceReconstructor(_NetworkFront):
         Check the SHA-256 checksums of the model files.
     batch_size : int
         Images per network call.
+    symmetries : {8, 4, 1}
+        Average the network's sources (and the companion estimator's answers)
+        over this many turns and flips of the image (see
+        `astro_delens.nn.registry.LoadedReconstructor.predict`).
 
     Examples
     --------
@@ -96,10 +101,12 @@ class SourceReconstructor(_NetworkFront):
     >>> source.write("source.fits")                                  # doctest: +SKIP
     """
 
-    def __init__(self, model="survey", *, estimator="auto", verify=True, batch_size=64):
+    def __init__(self, model="survey", *, estimator="auto", verify=True, batch_size=64,
+                 symmetries=DEFAULT_SYMMETRIES):
         self._model = _load(model, "reconstructor", verify)
+        self._set_symmetries(symmetries)
         if isinstance(estimator, str) and estimator == "auto":
-            estimator = _companion_estimator(model, verify)
+            estimator = _companion_estimator(model, verify, self.symmetries)
         elif estimator is not None and not isinstance(estimator, LensParameterEstimator):
             raise TypeError("estimator: expected 'auto', a LensParameterEstimator or None, "
                             f"got {type(estimator).__name__}")
@@ -198,7 +205,8 @@ class SourceReconstructor(_NetworkFront):
         images = np.stack([p.image for p in prepared])
         noises = np.stack([p.noise_map for p in prepared])
         masks = np.stack([p.mask for p in prepared])
-        sources = self._model.predict(images, noises, masks, batch_size=self.batch_size)
+        sources = self._model.predict(images, noises, masks, batch_size=self.batch_size,
+                                      symmetries=self.symmetries)
         info = self.model_info
         out = []
         for src, p, (center, how), estimate in zip(sources, prepared, lens_centers, estimates):

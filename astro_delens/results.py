@@ -317,7 +317,8 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
     Parameters
     ----------
     model : dict
-        ``name``, ``version``, ``sha256`` (``{file: digest}``), ``preset``, ``kind``.
+        ``name``, ``version``, ``sha256`` (``{file: digest}``), ``preset``, ``kind``
+        and optionally ``symmetries``.
     prepared : `~astro_delens.cutout.PreparedCutout`
     extra : dict, optional
         More ``{keyword: value}`` cards (keywords of at most 8 characters).
@@ -330,6 +331,8 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
     h["ADMODEL"] = (_ascii(model.get("name")), "model name")
     h["ADMODVER"] = (_ascii(model.get("version")), "model version")
     h["ADPRESET"] = (_ascii(model.get("preset")), "model preset (grid, training domain)")
+    if model.get("symmetries") is not None:
+        h["ADSYMM"] = (int(model["symmetries"]), "answers averaged over N turns/flips")
     sha = model.get("sha256") or {}
     if "model.weights.h5" in sha:
         h["ADSHAW"] = (sha["model.weights.h5"], "")

@@ -63,7 +63,7 @@ class Oracle:
     def __getattr__(self, name):
         return getattr(self._loaded, name)
 
-    def predict(self, image, noise_map, mask=None, batch_size=256):
+    def predict(self, image, noise_map, mask=None, batch_size=256, symmetries=8):
         n = len(image)
         return np.tile(self.mean, (n, 1)), np.tile(self.std, (n, 1))
 

@@ -295,8 +295,10 @@ def test_calibration_is_stored_applied_and_checksummed(trained, toy, tmp_path, c
     assert main(["calibrate", "--model", str(model), "--data", str(val), "--quiet"]) == 0
     cfg = json.loads((model / "config.json").read_text())
     cal = cfg["calibration"]
-    assert cal["data"]["n"] == 150 and len(cal["sigma_scale"]) == 8
-    assert all(0.6 <= c <= 0.77 for c in cal["coverage_after"]["68"])
+    assert cal["data"]["n"] == 150 and set(cal["sigma_scale"]) == {"1", "4", "8"}
+    for count in ("1", "4", "8"):
+        assert len(cal["sigma_scale"][count]) == 8
+        assert all(0.6 <= c <= 0.77 for c in cal["coverage_after"][count]["68"])
     assert "config.json" in verify_checksums(model)
     loaded = load_estimator(model)
     x = write_toy_h5(tmp_path / "x.h5", 4, seed=11)
@@ -304,10 +306,11 @@ def test_calibration_is_stored_applied_and_checksummed(trained, toy, tmp_path, c
 
     with h5py.File(x, "r") as f:
         image, noise = f["image"][:], f["noise_map"][:]
-    m1, s1 = loaded.predict(image, noise)
-    m0, s0 = loaded.predict(image, noise, calibrated=False)
-    np.testing.assert_allclose(m1, m0)
-    np.testing.assert_allclose(s1, s0 * np.array(cal["sigma_scale"]))
+    for count in (1, 8):
+        m1, s1 = loaded.predict(image, noise, symmetries=count)
+        m0, s0 = loaded.predict(image, noise, calibrated=False, symmetries=count)
+        np.testing.assert_allclose(m1, m0)
+        np.testing.assert_allclose(s1, s0 * np.array(cal["sigma_scale"][str(count)]))
     # reconstructors have no uncertainties; too few samples cannot calibrate
     assert main(["calibrate", "--model", str(trained["reconstructor"]), "--data", str(val)]) == 2
     assert "only estimators" in capsys.readouterr().err

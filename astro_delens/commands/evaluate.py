@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network batch size (default: 64)")
     parser.add_argument("--examples", type=_positive_int("--examples"), default=6,
                         help="reconstructions in examples.png (default: 6)")
+    parser.add_argument("--symmetries", type=int, choices=(1, 4, 8), default=None,
+                        help="average the answers over this many turns and flips of each "
+                             "image (default: 8, as the API does)")
     parser.add_argument("--no-card", action="store_true",
                         help="do not record the results in the model's card")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -78,7 +81,7 @@ def run(args) -> int:
     try:
         evaluate_model(args.model, args.data, args.report, max_samples=args.max_samples,
                        batch_size=args.batch_size, n_examples=args.examples,
-                       update_card=not args.no_card, log=log)
+                       update_card=not args.no_card, log=log, symmetries=args.symmetries)
     except ChecksumError as exc:
         raise CommandError(f"--model: {exc}", exit_code=1) from None
     except FileNotFoundError as exc:

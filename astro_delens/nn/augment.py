@@ -27,8 +27,9 @@ import numpy as np
 
 from .. import lensmodel
 
-__all__ = ["transform_image", "transform_params", "random_transforms", "augment_batch",
-           "random_masks"]
+__all__ = ["transform_image", "transform_params", "inverse_transform_image",
+           "inverse_transform_params", "symmetries_of_square", "random_transforms",
+           "augment_batch", "random_masks"]
 
 
 def transform_image(image, k: int = 0, flip: bool = False):
@@ -45,6 +46,29 @@ def transform_params(params, k: int = 0, flip: bool = False):
     if flip:
         p = lensmodel.flip_parameters(p)
     return lensmodel.rotate_parameters(p, int(k) % 4)
+
+
+def inverse_transform_image(image, k: int = 0, flip: bool = False):
+    """Undo `transform_image`: turn back by ``k`` quarter turns, then flip (if ``flip``)."""
+    a = np.rot90(np.asarray(image), -int(k) % 4, axes=(-2, -1))
+    return np.flip(a, axis=-1) if flip else a
+
+
+def inverse_transform_params(params, k: int = 0, flip: bool = False):
+    """Undo `transform_params`: the parameters of the original image."""
+    p = lensmodel.rotate_parameters(np.asarray(params, dtype=float), -int(k) % 4)
+    return lensmodel.flip_parameters(p) if flip else p
+
+
+def symmetries_of_square(n: int = 8) -> list:
+    """The first ``n`` symmetries of the square as ``(k, flip)`` pairs, the identity first.
+
+    ``n = 1`` is the identity alone, ``n = 4`` the four rotations, ``n = 8``
+    all rotations with and without the flip.
+    """
+    if n not in (1, 4, 8):
+        raise ValueError(f"symmetries: expected 1, 4 or 8, got {n!r}")
+    return [(k, flip) for flip in (False, True) for k in range(4)][:n]
 
 
 def random_transforms(rng: np.random.Generator, n: int):

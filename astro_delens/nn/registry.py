@@ -37,10 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from ..nn import normalization as norm
+from .augment import inverse_transform_image, inverse_transform_params, symmetries_of_square
 
 __all__ = [
     "MODELS_DIR",
     "KINDS",
+    "DEFAULT_SYMMETRIES",
     "ChecksumError",
     "ModelNotFoundError",
     "resolve_model_dir",
@@ -53,11 +55,17 @@ __all__ = [
     "save_model_dir",
     "LoadedEstimator",
     "LoadedReconstructor",
+    "combine_symmetries",
 ]
 
 #: Where the shipped model families live.
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 KINDS = ("estimator", "reconstructor")
+
+#: Default number of symmetries of the square the networks' answers are averaged over
+#: (see `LoadedEstimator.predict`): 1 (the network alone), 4 (the rotations) or 8.
+DEFAULT_SYMMETRIES = 8
+
 REQUIRED = ("config.json", "model.weights.h5")
 
 
@@ -260,6 +268,17 @@ class _LoadedModel:
             outs.append(np.asarray(keras.ops.convert_to_numpy(y), dtype=np.float64))
         return np.concatenate(outs, axis=0)
 
+    def _run_symmetries(self, x, batch_size, symmetries):
+        """The network's outputs for each symmetry of the square applied to ``x`` (N, H, W, C).
+
+        Yields ``(k, flip, output)``; the output is in the transformed frame.
+        """
+        for k, flip in symmetries_of_square(symmetries):
+            # The same operations as augment.transform_image, on the (H, W) axes 1 and 2.
+            xt = np.flip(x, axis=2) if flip else x
+            xt = np.ascontiguousarray(np.rot90(xt, k, axes=(1, 2)))
+            yield k, flip, self._run(xt, batch_size)
+
 
 class LoadedEstimator(_LoadedModel):
     """A loaded parameter network (see `load_estimator`).
@@ -284,16 +303,41 @@ class LoadedEstimator(_LoadedModel):
         """Parameter standardisation statistics ``{"mean": [...], "std": [...]}``."""
         return self.config["normalization"]["params"]
 
-    @property
-    def sigma_scale(self) -> np.ndarray:
-        """Per-parameter factors applied to the network's sigmas (ones when not calibrated).
+    def sigma_scale(self, symmetries=DEFAULT_SYMMETRIES) -> np.ndarray:
+        """Per-parameter factors applied to the sigmas averaged over ``symmetries``.
 
-        See `astro_delens.training.calibrate`.
+        Ones when the model is not calibrated; see `astro_delens.training.calibrate`.
         """
         scale = (self.config.get("calibration") or {}).get("sigma_scale")
+        if isinstance(scale, dict):  # one set of factors per number of symmetries
+            scale = scale.get(str(int(symmetries)))
         return np.ones(len(self.stats["mean"])) if scale is None else np.asarray(scale, float)
 
-    def predict(self, image, noise_map, mask=None, batch_size=256, calibrated=True):
+    def predict_symmetries(self, image, noise_map, mask=None, batch_size=256,
+                           symmetries=DEFAULT_SYMMETRIES):
+        """Uncalibrated estimates from each symmetry of the square, in the input's frame.
+
+        The network sees the image turned and flipped (`astro_delens.nn.augment`);
+        its answers are turned back with `~astro_delens.nn.augment.inverse_transform_params`.
+
+        Returns
+        -------
+        mean, std : numpy.ndarray, shape (symmetries, N, 8)
+        """
+        x, _ = self._inputs(image, noise_map, mask)
+        n = len(self.stats["mean"])
+        means, stds = [], []
+        for k, flip, out in self._run_symmetries(x, batch_size, symmetries):
+            mean = norm.denormalize_params(out[:, :n], self.stats)
+            std = np.exp(0.5 * out[:, n:2 * n]) * np.asarray(self.stats["std"], dtype=np.float64)
+            means.append(inverse_transform_params(mean, k, flip))
+            # The symmetries only permute parameters and change their signs, so the
+            # same transform applied to the sigmas is right up to sign.
+            stds.append(np.abs(inverse_transform_params(std, k, flip)))
+        return np.stack(means), np.stack(stds)
+
+    def predict(self, image, noise_map, mask=None, batch_size=256, calibrated=True,
+                symmetries=DEFAULT_SYMMETRIES):
         """Posterior means and standard deviations of the eight lens parameters.
 
         Parameters
@@ -308,20 +352,34 @@ class LoadedEstimator(_LoadedModel):
         calibrated : bool
             Apply the model's calibration of the sigmas (`sigma_scale`); False
             gives the network's raw sigmas.
+        symmetries : {8, 4, 1}
+            Average the network's answers over this many symmetries of the
+            square (turns and flips of the image, the answers turned back):
+            8 costs 8 network calls and lowers the errors (by about 12% for
+            theta_E with the shipped survey model); 1 is the network alone.
+            The sigmas are the root mean square of the members' sigmas,
+            calibrated for the same number of symmetries.
 
         Returns
         -------
         mean, std : numpy.ndarray, shape (N, 8)
             In physical units, `astro_delens.lensmodel.PARAMETER_NAMES` order.
         """
-        x, _ = self._inputs(image, noise_map, mask)
-        out = self._run(x, batch_size)
-        n = len(self.stats["mean"])
-        mean = norm.denormalize_params(out[:, :n], self.stats)
-        std = np.exp(0.5 * out[:, n:2 * n]) * np.asarray(self.stats["std"], dtype=np.float64)
+        means, stds = self.predict_symmetries(image, noise_map, mask, batch_size, symmetries)
+        mean, std = combine_symmetries(means, stds)
         if calibrated:
-            std = std * self.sigma_scale
+            std = std * self.sigma_scale(symmetries)
         return mean, std
+
+
+def combine_symmetries(means, stds):
+    """Average estimates ``(M, N, 8)`` from M symmetries: mean of means, RMS of the sigmas.
+
+    The members see the same pixels, so their errors are strongly correlated:
+    the sigmas are not divided by sqrt(M); calibration (`sigma_scale`) sets
+    their scale.
+    """
+    return np.mean(means, axis=0), np.sqrt(np.mean(np.square(stds), axis=0))
 
 
 class LoadedReconstructor(_LoadedModel):
@@ -329,13 +387,25 @@ class LoadedReconstructor(_LoadedModel):
 
     kind = "reconstructor"
 
-    def predict(self, image, noise_map, mask=None, batch_size=64):
+    def predict_normalized(self, x, batch_size=64, symmetries=DEFAULT_SYMMETRIES):
+        """Normalised sources ``(N, S, S)`` from normalised inputs ``x`` (see `normalization`).
+
+        The network's outputs for the ``symmetries`` turns and flips of the
+        input are turned back and averaged.
+        """
+        outs = [inverse_transform_image(out[..., 0], k, flip)
+                for k, flip, out in self._run_symmetries(x, batch_size, symmetries)]
+        return np.mean(outs, axis=0)
+
+    def predict(self, image, noise_map, mask=None, batch_size=64,
+                symmetries=DEFAULT_SYMMETRIES):
         """Reconstruct the unlensed source.
 
         Parameters
         ----------
-        image, noise_map, mask, batch_size
-            As `LoadedEstimator.predict`.
+        image, noise_map, mask, batch_size, symmetries
+            As `LoadedEstimator.predict`; the sources from the symmetries
+            are turned back and averaged.
 
         Returns
         -------
@@ -345,8 +415,7 @@ class LoadedReconstructor(_LoadedModel):
             centred on the lens centre), in the image's flux units.
         """
         x, scale = self._inputs(image, noise_map, mask)
-        out = self._run(x, batch_size)
-        return norm.denormalize_source(out[..., 0], scale)
+        return norm.denormalize_source(self.predict_normalized(x, batch_size, symmetries), scale)
 
 
 def _load(cls, name_or_path, verify):

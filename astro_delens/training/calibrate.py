@@ -9,12 +9,18 @@ of each parameter and scales that parameter's sigma by the factor that brings
 the fractions of validation truths inside the 1-sigma and 1.96-sigma intervals
 closest to 68.27% and 95% (`best_scale`: errors have heavier tails than a
 Gaussian, so matching the 68% level alone would leave the 95% intervals short).
-The scales are stored in the model's ``config.json`` under ``calibration``
-(with the data they came from and the coverage before and after) and applied
-by `astro_delens.nn.registry.LoadedEstimator.predict`.
+Averaging the answers over symmetries of the square (``symmetries`` of
+`astro_delens.nn.registry.LoadedEstimator.predict`) makes them more accurate
+but not their sigmas smaller, so one set of scales is measured for each
+number of symmetries (1, 4 and 8). The scales are stored in the model's
+``config.json`` under ``calibration`` (with the data they came from and the
+coverage before and after, keyed by the number of symmetries) and applied by
+`astro_delens.nn.registry.LoadedEstimator.predict`.
 
-One scale per parameter keeps the network's ranking of easy and hard lenses;
-it cannot fix a network whose sigmas do not follow its errors. The test set
+The two centre coordinates, which a quarter turn of the image exchanges,
+share one factor (`pooled_scale`). One scale per parameter keeps the
+network's ranking of easy and hard lenses; it cannot fix a network whose
+sigmas do not follow its errors. The test set
 (`astro-delens evaluate`) then measures the calibrated coverage independently.
 """
 
@@ -29,7 +35,7 @@ import numpy as np
 from .. import lensmodel
 from .._version import __version__
 
-__all__ = ["calibrate_estimator", "coverage", "best_scale", "ONE_SIGMA"]
+__all__ = ["calibrate_estimator", "coverage", "best_scale", "pooled_scale", "ONE_SIGMA"]
 
 #: Probability mass of a Gaussian within one sigma.
 ONE_SIGMA = 0.6826894921370859
@@ -39,6 +45,10 @@ TWO_SIGMA = 0.95
 
 #: Half-width, in sigma, of the central 95% of a Gaussian.
 Z95 = 1.959964
+
+#: Numbers of symmetries of the square for which scales are measured (see
+#: `astro_delens.nn.registry.LoadedEstimator.predict`).
+SYMMETRY_COUNTS = (1, 4, 8)
 
 
 def coverage(z) -> dict:
@@ -70,19 +80,35 @@ def best_scale(z) -> np.ndarray:
     return out
 
 
+#: Columns that a quarter turn of the image exchanges (center_x, center_y): they share one
+#: factor, so that calibrated sigmas turn with the image as the estimates do.
+EXCHANGED = (lensmodel.PARAMETER_NAMES.index("center_x"),
+             lensmodel.PARAMETER_NAMES.index("center_y"))
+
+
+def pooled_scale(z) -> np.ndarray:
+    """`best_scale` per column, with one factor fitted to the `EXCHANGED` columns together."""
+    z = np.asarray(z, dtype=float)
+    scale = best_scale(z)
+    cols = list(EXCHANGED)
+    scale[cols] = best_scale(z[:, cols].reshape(-1, 1))[0]
+    return scale
+
+
 def _predict_raw(loaded, path, n, batch_size, chunk=500):
+    """Uncalibrated estimates from each of the 8 symmetries, (8, n, 8), and the truths."""
     import h5py
 
     means, stds, truths = [], [], []
     with h5py.File(path, "r") as f:
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            m, s = loaded.predict(f["image"][start:stop], f["noise_map"][start:stop],
-                                  batch_size=batch_size, calibrated=False)
+            m, s = loaded.predict_symmetries(f["image"][start:stop], f["noise_map"][start:stop],
+                                             batch_size=batch_size, symmetries=8)
             means.append(m)
             stds.append(s)
             truths.append(f["params"][start:stop])
-    return np.concatenate(means), np.concatenate(stds), np.concatenate(truths)
+    return np.concatenate(means, axis=1), np.concatenate(stds, axis=1), np.concatenate(truths)
 
 
 def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log=None) -> dict:
@@ -107,7 +133,7 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     """
     import json
 
-    from ..nn.registry import load_estimator
+    from ..nn.registry import DEFAULT_SYMMETRIES, combine_symmetries, load_estimator
     from .train import _atomic_write, read_h5_info, sha256_file, to_json, write_checksums
 
     if log is None:
@@ -123,19 +149,25 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     if n < 100:
         raise ValueError(f"data: {n} samples are too few to calibrate (at least 100 needed)")
     log(f"calibrating the uncertainties of {model_dir} on {n} samples of {data}")
-    mean, std, truth = _predict_raw(loaded, info["path"], n, batch_size)
-    z = (mean - truth) / std
-    scale = best_scale(z)
+    means, stds, truth = _predict_raw(loaded, info["path"], n, batch_size)
+    scales, before, after = {}, {}, {}
+    for count in SYMMETRY_COUNTS:
+        mean, std = combine_symmetries(means[:count], stds[:count])
+        z = (mean - truth) / std
+        key = str(count)
+        scales[key] = [round(float(v), 5) for v in pooled_scale(z)]
+        before[key], after[key] = coverage(z), coverage(z / np.asarray(scales[key]))
     entry = {
         "method": "per-parameter factor on the network's sigma that brings the fractions of "
                   "truths within 1 and 1.96 sigma closest to 68.27% and 95% on the data below "
-                  "(astro_delens.training.calibrate.best_scale)",
+                  "(astro_delens.training.calibrate.best_scale), for the network's answers "
+                  "averaged over 1, 4 and 8 symmetries of the square",
         "parameter_names": list(lensmodel.PARAMETER_NAMES),
-        "sigma_scale": [round(float(v), 5) for v in scale],
+        "sigma_scale": scales,
         "data": {"path": str(info["path"]), "n": int(n), "sha256": sha256_file(info["path"]),
                  "seed": info.get("seed"), "split": info.get("split")},
-        "coverage_before": coverage(z),
-        "coverage_after": coverage(z / scale),
+        "coverage_before": before,
+        "coverage_after": after,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "package_version": __version__,
     }
@@ -143,10 +175,11 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     cfg["calibration"] = entry
     _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
     write_checksums(model_dir, names=_checksummed(model_dir))
-    for name, s, before in zip(lensmodel.PARAMETER_NAMES, scale, entry["coverage_before"]["68"]):
-        log(f"  {name:<8} sigma x {s:.3f}  (68% interval held {before:.1%} before)")
-    log(f"  after: 68% intervals hold {entry['coverage_after']['68']}, "
-        f"95% intervals {entry['coverage_after']['95']}")
+    key = str(DEFAULT_SYMMETRIES)
+    for name, factor, held in zip(lensmodel.PARAMETER_NAMES, scales[key], before[key]["68"]):
+        log(f"  {name:<8} sigma x {factor:.3f}  (68% interval held {held:.1%} before; "
+            f"{DEFAULT_SYMMETRIES} symmetries)")
+    log(f"  after: 68% intervals hold {after[key]['68']}, 95% intervals {after[key]['95']}")
     return entry
 
 

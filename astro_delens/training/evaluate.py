@@ -237,7 +237,8 @@ def _card_markdown(cfg, report) -> str:
     lines = ["## Evaluation", "",
              f"Test set `{Path(ev['data']['path']).name}` ({ev['n']} lenses, preset "
              f"{cfg['preset']['name']}), evaluated {ev['date']} with astro_delens "
-             f"{ev['package_version']}.", ""]
+             f"{ev['package_version']}, the answers averaged over "
+             f"{ev.get('symmetries', 1)} symmetries of the square.", ""]
     m = ev["metrics"]
     if cfg["kind"] == "estimator":
         lines += ["| parameter | RMS | bias | RMS / prior std | mean sigma | in 68% | in 95% |",
@@ -268,6 +269,26 @@ def _card_markdown(cfg, report) -> str:
     return head + "\n".join(lines)
 
 
+#: Hand-written card sections that re-evaluating a model keeps.
+KEPT_CARD_SECTIONS = ("## Known shortcomings",)
+
+
+def _kept_sections(card_path) -> str:
+    """The `KEPT_CARD_SECTIONS` of an existing card (each to the next ``## `` heading)."""
+    try:
+        text = Path(card_path).read_text()
+    except FileNotFoundError:
+        return ""
+    kept = []
+    for heading in KEPT_CARD_SECTIONS:
+        start = text.find(heading)
+        if start < 0:
+            continue
+        end = text.find("\n## ", start + len(heading))
+        kept.append(text[start:] if end < 0 else text[start:end + 1])
+    return "".join("\n" + section.rstrip() + "\n" for section in kept)
+
+
 def _summary_line(kind, metrics):
     if kind == "estimator":
         return (f"theta_E median |frac. err| "
@@ -285,7 +306,8 @@ def _summary_line(kind, metrics):
 # main entry point
 # --------------------------------------------------------------------------
 def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=64,
-                   chunk=512, n_examples=6, update_card=True, verify=True, log=None) -> dict:
+                   chunk=512, n_examples=6, update_card=True, verify=True, log=None,
+                   symmetries=None) -> dict:
     """Evaluate a model directory on a test set.
 
     Parameters
@@ -308,6 +330,9 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     verify : bool
         Verify the model's checksums before loading.
     log : callable, optional
+    symmetries : {8, 4, 1}, optional
+        Number of symmetries of the square the answers are averaged over
+        (default: `astro_delens.nn.registry.DEFAULT_SYMMETRIES`, as in use).
 
     Returns
     -------
@@ -316,13 +341,14 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     """
     import h5py
 
-    from ..nn.registry import load_model
+    from ..nn.registry import DEFAULT_SYMMETRIES, load_model
     from .train import _atomic_write, read_h5_info, to_json, write_checksums
 
     if log is None:
         def log(msg):
             print(msg, file=sys.stderr, flush=True)
     model_dir = Path(model_dir)
+    symmetries = DEFAULT_SYMMETRIES if symmetries is None else symmetries
     loaded = load_model(model_dir, verify=verify)
     kind = loaded.kind
     info = read_h5_info(data, kind)
@@ -351,13 +377,14 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
             image = f["image"][start:stop]
             noise = f["noise_map"][start:stop]
             if kind == "estimator":
-                m, s = loaded.predict(image, noise, batch_size=batch_size)
+                m, s = loaded.predict(image, noise, batch_size=batch_size,
+                                      symmetries=symmetries)
                 means.append(m)
                 stds.append(s)
                 truths.append(f["params"][start:stop])
             else:
                 x, scale = norm.normalize_inputs(image, noise)
-                pred = loaded._run(x, batch_size)[..., 0]
+                pred = loaded.predict_normalized(x, batch_size, symmetries)
                 true = norm.normalize_source(f["source"][start:stop], scale)
                 res = reconstructor_metrics_batch(true, pred)
                 for key, val in res.items():
@@ -374,6 +401,7 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
         "data": {k: v for k, v in info.items() if k != "preset"},
         "preset": preset.to_dict(),
         "n": n,
+        "symmetries": symmetries,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "package_version": __version__,
         "figures": [],
@@ -421,7 +449,8 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
         else:
             cfg = dict(loaded.config)
             cfg["evaluation"] = {
-                "data": report["data"], "n": n, "date": report["date"],
+                "data": report["data"], "n": n, "symmetries": symmetries,
+                "date": report["date"],
                 "package_version": __version__, "summary": report["summary"],
                 "metrics": report["metrics"],
             }
@@ -429,7 +458,8 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
                 cfg["evaluation"]["data_range"] = report["data_range"]
             cfg["status"] = "evaluated"
             _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
-            _atomic_write(model_dir / "card.md", _card_markdown(cfg, report))
+            card = _card_markdown(cfg, report) + _kept_sections(model_dir / "card.md")
+            _atomic_write(model_dir / "card.md", card)
             write_checksums(model_dir)
     return report
 

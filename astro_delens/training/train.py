@@ -507,10 +507,16 @@ def _card_stub(cfg) -> str:
                      f"`{init.get('command')}`); the time above is this run's only")
     cal = cfg.get("calibration")
     if cal:
-        scales = ", ".join(f"{n} {v:.2f}" for n, v in zip(cal["parameter_names"],
-                                                          cal["sigma_scale"]))
+        from ..nn.registry import DEFAULT_SYMMETRIES
+
+        scale = cal["sigma_scale"]
+        if isinstance(scale, dict):
+            scale = scale[str(DEFAULT_SYMMETRIES)]
+        scales = ", ".join(f"{n} {v:.2f}" for n, v in zip(cal["parameter_names"], scale))
         lines.append(f"* uncertainties calibrated on `{Path(cal['data']['path']).name}` "
-                     f"({cal['data']['n']} lenses): sigma multiplied by {scales}")
+                     f"({cal['data']['n']} lenses): sigma multiplied by {scales} "
+                     f"(answers averaged over {DEFAULT_SYMMETRIES} symmetries; the factors "
+                     f"for 1 and 4 are in config.json)")
     lines += [
         "",
         "## Evaluation",
