@@ -152,6 +152,7 @@ def test_predict_refine_records_the_fit(survey_lens):
                                               polish_iterations=3, systematic_std=0.02))
     assert res.refined and res.refinement.settings["refined"] is True
     assert np.all(res.std >= 0.02)   # the systematic term is added in quadrature
+    np.testing.assert_allclose(res.std ** 2, res.refinement.statistical_std ** 2 + 0.02 ** 2)
     assert res.refinement.settings["systematic_std"] == [0.02] * 8
     assert res.refinement.reduced_chi2 <= res.refinement.start_reduced_chi2
     np.testing.assert_allclose(res.mean, res.refinement.params)

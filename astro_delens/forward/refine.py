@@ -101,7 +101,8 @@ class RefineResult:
         Refined lens parameters (`astro_delens.lensmodel` order): the best fit
         of the PSO, or the MCMC chain's median when the MCMC ran.
     params_std : ndarray (8,)
-        Their 1-sigma uncertainties (see ``uncertainty_method``).
+        Their 1-sigma uncertainties (see ``uncertainty_method``), including
+        ``systematic_std`` when it was given.
     covariance : ndarray (8, 8)
     uncertainty_method : str
         ``"fisher"`` or ``"mcmc"``.
@@ -130,6 +131,9 @@ class RefineResult:
     settings : dict
         A record that refinement ran and how: ``refined`` (True), sampler
         settings, models, PSF, bounds, seed, lenstronomy version.
+    statistical_std : ndarray (8,) or None
+        The uncertainties without the systematic part: what the data allow
+        with these models (NaN without ``uncertainties``).
     """
 
     params: np.ndarray
@@ -151,6 +155,7 @@ class RefineResult:
     samples: np.ndarray | None
     seconds: float
     settings: dict = field(default_factory=dict)
+    statistical_std: np.ndarray | None = None
 
 
 def _require_emcee():
@@ -617,6 +622,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     else:
         cov = np.full((8, 8), np.nan)
         method = "none"
+    statistical_std = np.sqrt(np.diag(cov))
     if sys_std is not None:
         cov = cov + np.diag(sys_std ** 2)
     timing["uncertainties_and_model"] = time.perf_counter() - tic
@@ -653,5 +659,5 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         model_image=model, arcs_model=arcs_model,
         lens_light_model=lens_light_model, residuals=resid, source=source,
         kwargs_result=kwargs_result, samples=samples, seconds=time.perf_counter() - t0,
-        settings=settings,
+        settings=settings, statistical_std=statistical_std,
     )
