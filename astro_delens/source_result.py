@@ -120,12 +120,20 @@ class ReconstructedSource(CCDData):
         """Which of the check's tests failed."""
         return list(self._checked().flag_reasons)
 
-    def plot(self, path=None, fig=None):
+    def plot(self, path=None, fig=None, title=None):
         """Figure of the result, optionally saved as PNG to ``path``.
 
         With a check: data, model, normalised residuals, and the source with the
         estimated lens's critical curves and caustics (`RelensResult.plot`).
         Without: the prepared data beside the source.
+
+        Parameters
+        ----------
+        path : path-like, optional
+        fig : `matplotlib.figure.Figure`, optional
+        title : str, optional
+            Figure title (default: the input's label, with the check's reduced
+            chi^2 and flag when there is a check).
 
         Returns
         -------
@@ -133,14 +141,20 @@ class ReconstructedSource(CCDData):
         """
         from .results import _atomic, plot_reconstruction
 
+        label = self.prepared.label if self.prepared is not None else None
         if self.check is not None:
             fig = self.check.plot(fig=fig)
+            if title is None:
+                title = (f"{label + ': ' if label else ''}re-lensing reduced chi^2 "
+                         f"{self.check.reduced_chi2:.2f}"
+                         + (" (flagged)" if self.check.flag else ""))
+            fig.suptitle(title)
             if path is not None:
                 _atomic(path, True, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
             return fig
         if self.prepared is None:
             raise NoCheckError("plot: this source has neither a check nor its prepared cutout")
-        return plot_reconstruction(self.prepared, self, path)
+        return plot_reconstruction(self.prepared, self, path, title=title or label)
 
     def to_hdu(self, *args, **kwargs):
         """HDUList of the source; with the check, its images as extensions (see module doc)."""

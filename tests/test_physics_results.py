@@ -93,6 +93,8 @@ def test_checked_source_plots_and_slices_lose_the_check(checked, tmp_path):
     _, source = checked
     fig = source.plot(tmp_path / "check.png")
     assert len(fig.axes) >= 4 and (tmp_path / "check.png").stat().st_size > 10_000
+    assert f"reduced chi^2 {source.reduced_chi2:.2f}" in fig._suptitle.get_text()
+    assert source.plot(title="J0000").texts[-1].get_text() == "J0000"
     part = source[10:20, 10:20]
     with pytest.raises(NoCheckError, match="no re-lensing check"):
         part.reduced_chi2

@@ -95,3 +95,21 @@ def test_front_ends_check_and_record_symmetries():
     assert rec.symmetries == 4 and rec.estimator.symmetries == 4
     assert rec.model_info["symmetries"] == 4
     assert LensParameterEstimator("seed").model_info["symmetries"] == 8
+
+
+def test_results_record_the_symmetries():
+    import warnings
+
+    import astropy.units as u
+
+    from astro_delens import SourceReconstructor
+
+    image = _smooth_image(64, 4)
+    rec = SourceReconstructor("seed", symmetries=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = rec.reconstruct(image, pixel_scale=0.08 * u.arcsec, noise=0.01, check=False)
+        table = rec.estimator.predict(image, pixel_scale=0.08 * u.arcsec,
+                                      noise=0.01).to_table()
+    assert source.meta["ADSYMM"] == 1
+    assert table.meta["model"]["symmetries"] == 1
