@@ -393,9 +393,10 @@ class LoadedReconstructor(_LoadedModel):
         The network's outputs for the ``symmetries`` turns and flips of the
         input are turned back and averaged.
         """
-        outs = [inverse_transform_image(out[..., 0], k, flip)
-                for k, flip, out in self._run_symmetries(x, batch_size, symmetries)]
-        return np.mean(outs, axis=0)
+        total = 0.0
+        for k, flip, out in self._run_symmetries(x, batch_size, symmetries):
+            total = total + inverse_transform_image(out[..., 0], k, flip)
+        return total / symmetries
 
     def predict(self, image, noise_map, mask=None, batch_size=64,
                 symmetries=DEFAULT_SYMMETRIES):
