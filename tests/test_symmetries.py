@@ -58,7 +58,7 @@ def test_averaged_estimates_turn_with_the_image(seed_models):
         m, s = est.predict(transform_image(image, k, flip).copy(), noise, symmetries=8)
         np.testing.assert_allclose(m, transform_params(mean, k, flip), atol=2e-5)
         np.testing.assert_allclose(s, np.abs(transform_params(std, k, flip)), rtol=1e-4)
-        # the network alone is not equivariant, so the average is not the identity's answer
+    # the network alone is not equivariant, so the average is not the identity's answer
     assert np.max(np.abs(single - mean)) > 1e-4
 
 
