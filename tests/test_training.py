@@ -231,6 +231,29 @@ def test_train_command_errors(toy, tmp_path, capsys):
         main(base + ["--train", str(toy["train"]), "--epochs", "0"])
 
 
+def test_reevaluation_keeps_hand_written_card_sections(trained, toy, tmp_path):
+    import shutil
+
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import verify_checksums
+    from astro_delens.training.train import write_checksums
+
+    model = tmp_path / "est"
+    shutil.copytree(trained["estimator"], model)
+    note = "## Known shortcomings\n\nToy network: it has learned almost nothing.\n"
+    with open(model / "card.md", "a") as fh:
+        fh.write("\n" + note)
+    write_checksums(model)  # as after any hand edit of a card
+    for _ in range(2):  # kept once, not duplicated
+        assert main(["evaluate", "--model", str(model), "--data", str(toy["test"]),
+                     "--report", str(tmp_path / "rep"), "--symmetries", "1", "--quiet"]) == 0
+    card = (model / "card.md").read_text()
+    assert card.count("## Known shortcomings") == 1 and "learned almost nothing" in card
+    assert "averaged over 1 symmetries" in card and card.index("## Evaluation") < card.index(note)
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["symmetries"] == 1
+    verify_checksums(model)
+
+
 def test_evaluate_estimator_and_reconstructor(trained, toy, tmp_path):
     from astro_delens.cli import main
     from astro_delens.nn.registry import load_estimator, verify_checksums
