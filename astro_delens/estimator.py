@@ -128,7 +128,8 @@ class LensParameterEstimator(_NetworkFront):
     symmetries : {8, 4, 1}
         Average the network's answers over this many turns and flips of the
         image (see `astro_delens.nn.registry.LoadedEstimator.predict`): 8, the
-        default, is the most accurate; 1 is about 3 times faster end to end.
+        default, is the most accurate; 1 is faster (on 2 CPU cores, FITS to
+        table at 21 instead of 15 cutouts per second).
 
     Attributes
     ----------
