@@ -99,8 +99,9 @@ class _NetworkFront:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
 
     def _set_symmetries(self, symmetries):
-        if isinstance(symmetries, bool) or symmetries not in (1, 4, 8):
-            raise ValueError(f"symmetries: expected 1, 4 or 8, got {symmetries!r}")
+        from .nn.augment import symmetries_of_square
+
+        symmetries_of_square(symmetries)  # checks the value
         self.symmetries = int(symmetries)
 
     @property

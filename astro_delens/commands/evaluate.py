@@ -25,6 +25,7 @@ import argparse
 import sys
 
 from ..cli import CommandError
+from ..nn.augment import SYMMETRY_COUNTS
 
 HELP = "evaluate a trained model on a test set (metrics, figures, model card)"
 
@@ -55,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network batch size (default: 64)")
     parser.add_argument("--examples", type=_positive_int("--examples"), default=6,
                         help="reconstructions in examples.png (default: 6)")
-    parser.add_argument("--symmetries", type=int, choices=(1, 4, 8), default=None,
+    parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=None,
                         help="average the answers over this many turns and flips of each "
                              "image (default: 8, as the API does)")
     parser.add_argument("--no-card", action="store_true",

@@ -31,6 +31,7 @@ import sys
 import warnings
 
 from ..cli import CommandError
+from ..nn.augment import SYMMETRY_COUNTS
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
 
@@ -75,7 +76,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="survey", metavar="MODEL",
                         help="model family name (survey, seed) or model directory "
                              "(default: survey)")
-    parser.add_argument("--symmetries", type=int, choices=(1, 4, 8), default=8,
+    parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=8,
                         help="average the networks' answers over this many turns and flips "
                              "of each image (default: 8, the most accurate; 1 is 1.4-1.8 "
                              "times faster on a CPU)")

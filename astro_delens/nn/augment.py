@@ -28,8 +28,11 @@ import numpy as np
 from .. import lensmodel
 
 __all__ = ["transform_image", "transform_params", "inverse_transform_image",
-           "inverse_transform_params", "symmetries_of_square", "random_transforms",
-           "augment_batch", "random_masks"]
+           "inverse_transform_params", "symmetries_of_square", "SYMMETRY_COUNTS",
+           "random_transforms", "augment_batch", "random_masks"]
+
+#: Numbers of symmetries of the square an answer can be averaged over (`symmetries_of_square`).
+SYMMETRY_COUNTS = (1, 4, 8)
 
 
 def transform_image(image, k: int = 0, flip: bool = False):
@@ -66,7 +69,7 @@ def symmetries_of_square(n: int = 8) -> list:
     ``n = 1`` is the identity alone, ``n = 4`` the four rotations, ``n = 8``
     all rotations with and without the flip.
     """
-    if n not in (1, 4, 8):
+    if isinstance(n, bool) or n not in SYMMETRY_COUNTS:
         raise ValueError(f"symmetries: expected 1, 4 or 8, got {n!r}")
     return [(k, flip) for flip in (False, True) for k in range(4)][:n]
 

@@ -308,9 +308,9 @@ class LoadedEstimator(_LoadedModel):
 
         Ones when the model is not calibrated; see `astro_delens.training.calibrate`.
         """
-        scale = (self.config.get("calibration") or {}).get("sigma_scale")
-        if isinstance(scale, dict):  # one set of factors per number of symmetries
-            scale = scale.get(str(int(symmetries)))
+        from ..training.calibrate import stored_scale
+
+        scale = stored_scale(self.config.get("calibration"), symmetries)
         return np.ones(len(self.stats["mean"])) if scale is None else np.asarray(scale, float)
 
     def predict_symmetries(self, image, noise_map, mask=None, batch_size=256,

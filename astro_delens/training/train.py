@@ -508,10 +508,9 @@ def _card_stub(cfg) -> str:
     cal = cfg.get("calibration")
     if cal:
         from ..nn.registry import DEFAULT_SYMMETRIES
+        from .calibrate import stored_scale
 
-        scale = cal["sigma_scale"]
-        if isinstance(scale, dict):
-            scale = scale[str(DEFAULT_SYMMETRIES)]
+        scale = stored_scale(cal, DEFAULT_SYMMETRIES)
         scales = ", ".join(f"{n} {v:.2f}" for n, v in zip(cal["parameter_names"], scale))
         lines.append(f"* uncertainties calibrated on `{Path(cal['data']['path']).name}` "
                      f"({cal['data']['n']} lenses): sigma multiplied by {scales} "
