@@ -21,8 +21,7 @@ import json
 import numpy as np
 
 from astro_delens import lensmodel
-
-ONE_SIGMA = 0.6826894921370859
+from astro_delens.training.calibrate import ONE_SIGMA
 
 
 def floor_for(err, sigma):
@@ -44,7 +43,9 @@ def main(argv=None):
             rows += json.load(fh)["rows"]
     true = np.array([r["true"] for r in rows])
     ref = np.array([r["refined"] for r in rows])
-    sig = np.array([r["refined_std"] for r in rows])
+    # the Fisher errors alone: runs that recorded them apart from any floor already added
+    # (refined_statistical_std), else refined_std, from runs made without floors
+    sig = np.array([r.get("refined_statistical_std", r["refined_std"]) for r in rows])
     err = ref - true
     half = len(rows) // 2
     cal, chk = slice(0, half), slice(half, None)

@@ -56,6 +56,7 @@ __all__ = [
     "LoadedEstimator",
     "LoadedReconstructor",
     "combine_symmetries",
+    "stored_scale",
 ]
 
 #: Where the shipped model families live.
@@ -308,8 +309,6 @@ class LoadedEstimator(_LoadedModel):
 
         Ones when the model is not calibrated; see `astro_delens.training.calibrate`.
         """
-        from ..training.calibrate import stored_scale
-
         scale = stored_scale(self.config.get("calibration"), symmetries)
         return np.ones(len(self.stats["mean"])) if scale is None else np.asarray(scale, float)
 
@@ -370,6 +369,19 @@ class LoadedEstimator(_LoadedModel):
         if calibrated:
             std = std * self.sigma_scale(symmetries)
         return mean, std
+
+
+def stored_scale(calibration, symmetries):
+    """The factors of a ``calibration`` entry for ``symmetries``, or None.
+
+    Entries hold one list per number of symmetries (``{"1": [...], "8":
+    [...]}``); a plain list, as written before averaging existed, applies to
+    every number.
+    """
+    scale = (calibration or {}).get("sigma_scale")
+    if isinstance(scale, dict):
+        scale = scale.get(str(int(symmetries)))
+    return scale
 
 
 def combine_symmetries(means, stds):

@@ -36,8 +36,7 @@ from .. import lensmodel
 from .._version import __version__
 from ..nn.augment import SYMMETRY_COUNTS
 
-__all__ = ["calibrate_estimator", "coverage", "best_scale", "pooled_scale", "stored_scale",
-           "ONE_SIGMA"]
+__all__ = ["calibrate_estimator", "coverage", "best_scale", "pooled_scale", "ONE_SIGMA"]
 
 #: Probability mass of a Gaussian within one sigma.
 ONE_SIGMA = 0.6826894921370859
@@ -91,19 +90,6 @@ def pooled_scale(z) -> np.ndarray:
     scale = best_scale(z)
     cols = list(EXCHANGED)
     scale[cols] = best_scale(z[:, cols].reshape(-1, 1))[0]
-    return scale
-
-
-def stored_scale(calibration, symmetries):
-    """The factors of a ``calibration`` entry for ``symmetries``, or None.
-
-    Entries hold one list per number of symmetries (``{"1": [...], "8":
-    [...]}``); a plain list, as written before averaging existed, applies to
-    every number.
-    """
-    scale = (calibration or {}).get("sigma_scale")
-    if isinstance(scale, dict):
-        scale = scale.get(str(int(symmetries)))
     return scale
 
 

@@ -507,8 +507,7 @@ def _card_stub(cfg) -> str:
                      f"`{init.get('command')}`); the time above is this run's only")
     cal = cfg.get("calibration")
     if cal:
-        from ..nn.registry import DEFAULT_SYMMETRIES
-        from .calibrate import stored_scale
+        from ..nn.registry import DEFAULT_SYMMETRIES, stored_scale
 
         scale = stored_scale(cal, DEFAULT_SYMMETRIES)
         scales = ", ".join(f"{n} {v:.2f}" for n, v in zip(cal["parameter_names"], scale))
