@@ -37,6 +37,12 @@ Usage::
     python benchmarks/refinement_accuracy.py --preset seed --n 50 --blind-every 10
     python benchmarks/refinement_accuracy.py --n 50 --skip-blind --reference
     python benchmarks/refinement_accuracy.py --n 3 --skip-blind  # a quick check
+
+Split over processes (one per core) and merged::
+
+    python benchmarks/refinement_accuracy.py --n 25 --reference --json a.json &
+    python benchmarks/refinement_accuracy.py --n 25 --first-seed 1025 --reference --json b.json
+    python benchmarks/refinement_accuracy.py --summarise a.json b.json
 """
 
 from __future__ import annotations
@@ -88,7 +94,13 @@ def main(argv=None):
     ap.add_argument("--reference", action="store_true",
                     help="also fit from the true lens (flat priors): the attainable optimum")
     ap.add_argument("--json", help="write the per-lens results to this file")
+    ap.add_argument("--summarise", nargs="+", metavar="JSON",
+                    help="only print the summary of earlier runs' --json files, merged "
+                         "(for example runs split over seeds to use several cores)")
     args = ap.parse_args(argv)
+    if args.summarise:
+        _summarise_files(args.summarise)
+        return
 
     import warnings
 
@@ -101,7 +113,6 @@ def main(argv=None):
     preset = get_preset(args.preset)
     sim = LensSimulator(preset.name)
     est = LensParameterEstimator(args.model or preset.name)
-    noise_rng = np.random.default_rng(args.first_seed + 7)
     rng = np.random.default_rng(args.first_seed)
     prior_mean, prior_std = lensmodel.prior_moments(preset.name)
     lens_light = None if args.lens_light == "none" else args.lens_light
@@ -121,6 +132,8 @@ def main(argv=None):
         noise_free = not np.any(s["noise_map"])
         clean = s["image"]
         if noise_free:
+            # one noise generator per lens, so runs split over seeds see the same noise
+            noise_rng = np.random.default_rng([seed, 7])
             sigma = args.noise_fraction * float(np.max(s["image"]))
             s["noise_map"] = np.full_like(s["image"], sigma)
             s["image"] = s["image"] + noise_rng.normal(0.0, sigma, s["image"].shape).astype(
@@ -189,6 +202,19 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
+
+
+def _summarise_files(paths):
+    """Print the summary of the rows of several ``--json`` files, in seed order."""
+    runs = [json.load(open(path)) for path in paths]
+    rows = sorted((row for run in runs for row in run["rows"]), key=lambda row: row["seed"])
+    seeds = [row["seed"] for row in rows]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit("--summarise: the files share lenses (seeds); give each lens once")
+    presets = {run["args"]["preset"] for run in runs}
+    if len(presets) != 1:
+        raise SystemExit(f"--summarise: the files mix presets {sorted(presets)}")
+    _summary(rows, argparse.Namespace(**runs[0]["args"]))
 
 
 def _summary(rows, args):

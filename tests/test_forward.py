@@ -200,6 +200,26 @@ def test_refine_improves_a_perturbed_start(survey_lens):
     assert np.all((res.params >= res.lower - 1e-9) & (res.params <= res.upper + 1e-9))
 
 
+def test_refine_polishes_with_a_higher_order_than_the_swarm(survey_lens):
+    s = survey_lens
+    std = np.array([0.04 * s["params"][0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])
+    common = dict(n_particles=6, n_iterations=3, polish_iterations=3, seed=3, supersampling=1,
+                  uncertainties=False)
+    low = refine(s["image"], s["noise_map"], s["params"], std, PRESET.pixel_scale,
+                 psf=s["psf"], n_max=4, **common)
+    high = refine(s["image"], s["noise_map"], s["params"], std, PRESET.pixel_scale,
+                  psf=s["psf"], n_max=8, swarm_n_max=4, **common)
+    assert (low.settings["n_max"], low.settings["swarm_n_max"]) == (4, 4)
+    assert (high.settings["n_max"], high.settings["swarm_n_max"]) == (8, 4)
+    assert high.kwargs_result["kwargs_source"][0]["n_max"] == 8
+    # the same swarm, then a source with more freedom: a better fit
+    assert high.reduced_chi2 < low.reduced_chi2
+    # without the polish the swarm fits the full order itself
+    whole = refine(s["image"], s["noise_map"], s["params"], std, PRESET.pixel_scale,
+                   psf=s["psf"], n_max=6, swarm_n_max=4, polish=False, **common)
+    assert (whole.settings["n_max"], whole.settings["swarm_n_max"]) == (6, 6)
+
+
 def test_refine_mcmc_needs_emcee(survey_lens):
     try:
         import emcee  # noqa: F401
@@ -218,6 +238,8 @@ def test_refine_argument_errors(survey_lens):
     with pytest.raises(ValueError, match="source_model"):
         refine(s["image"], s["noise_map"], s["params"], np.full(8, 0.01), 0.1,
                source_model="INTERPOL")
+    with pytest.raises(ValueError, match="swarm_n_max"):
+        refine(s["image"], s["noise_map"], s["params"], np.full(8, 0.01), 0.1, swarm_n_max=-1)
     with pytest.raises(ValueError, match="systematic_std"):
         refine(s["image"], s["noise_map"], s["params"], np.full(8, 0.01), 0.1,
                systematic_std=[0.01, -1.0])

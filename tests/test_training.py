@@ -249,7 +249,7 @@ def test_reevaluation_keeps_hand_written_card_sections(trained, toy, tmp_path):
                      "--report", str(tmp_path / "rep"), "--symmetries", "1", "--quiet"]) == 0
     card = (model / "card.md").read_text()
     assert card.count("## Known shortcomings") == 1 and "learned almost nothing" in card
-    assert "averaged over 1 symmetries" in card and card.index("## Evaluation") < card.index(note)
+    assert "no averaging over symmetries" in card and card.index("## Evaluation") < card.index(note)
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["symmetries"] == 1
     verify_checksums(model)
 

@@ -228,6 +228,13 @@ def _plot_examples(examples, path, preset):
 # --------------------------------------------------------------------------
 # card
 # --------------------------------------------------------------------------
+def _symmetry_phrase(symmetries):
+    """How the evaluated answers were made, in words for the model card."""
+    if symmetries == 1:
+        return "the network's answers alone (no averaging over symmetries)"
+    return f"the answers averaged over {symmetries} symmetries of the square"
+
+
 def _card_markdown(cfg, report) -> str:
     from .train import _card_stub
 
@@ -237,8 +244,7 @@ def _card_markdown(cfg, report) -> str:
     lines = ["## Evaluation", "",
              f"Test set `{Path(ev['data']['path']).name}` ({ev['n']} lenses, preset "
              f"{cfg['preset']['name']}), evaluated {ev['date']} with astro_delens "
-             f"{ev['package_version']}, the answers averaged over "
-             f"{ev.get('symmetries', 1)} symmetries of the square.", ""]
+             f"{ev['package_version']}, {_symmetry_phrase(ev.get('symmetries', 1))}.", ""]
     m = ev["metrics"]
     if cfg["kind"] == "estimator":
         lines += ["| parameter | RMS | bias | RMS / prior std | mean sigma | in 68% | in 95% |",
