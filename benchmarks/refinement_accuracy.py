@@ -190,6 +190,8 @@ def main(argv=None):
             blind_txt = (f"{bl.params[0] - p[0]:+7.3f} {bl.reduced_chi2:5.2f} {bwall:6.1f} "
                          f"{bcpu:6.1f}")
         rows.append(row)
+        if args.json:  # after every lens, so that an interrupted run keeps what it did
+            _write_json(args.json, args, rows)
         m = s["meta"]
         print(f"{seed:5d} {p[0]:5.2f} {m['snr']:5.0f} {m['lens_light_ratio']:5.1f} | "
               f"{start[0] - p[0]:+7.3f} {ref.params[0] - p[0]:+7.3f} {ref.params_std[0]:6.3f} "
@@ -199,9 +201,11 @@ def main(argv=None):
               flush=True)
 
     _summary(rows, args)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
+
+
+def _write_json(path, args, rows):
+    with open(path, "w") as fh:
+        json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
 
 
 def _summarise_files(paths):
