@@ -19,7 +19,8 @@ Turn the out-of-domain warnings into errors:
 
 from astropy.utils.exceptions import AstropyUserWarning
 
-__all__ = ["AstroDelensWarning", "OutOfDomainWarning", "PreprocessingWarning"]
+__all__ = ["AstroDelensWarning", "OutOfDomainWarning", "PreprocessingWarning",
+           "RefinementWarning"]
 
 
 class AstroDelensWarning(AstropyUserWarning):
@@ -48,3 +49,14 @@ class OutOfDomainWarning(AstroDelensWarning):
 
 class PreprocessingWarning(AstroDelensWarning):
     """A preprocessing step fell back to a less reliable method (e.g. too few sky pixels)."""
+
+
+class RefinementWarning(AstroDelensWarning):
+    """A lenstronomy refinement ended at the edge of its search range.
+
+    The refinement searches a box of ``bounds_nsigma`` network sigmas around the
+    network's estimate (within the physical limits of the parameters). A
+    parameter that ends on the box's edge was probably stopped there: the
+    network's estimate may be far off for this image. The parameters concerned
+    are listed in ``RefineResult.settings["at_bounds"]``.
+    """

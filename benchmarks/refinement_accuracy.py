@@ -169,6 +169,7 @@ def main(argv=None):
             "refined_std": ref.params_std.tolist(), "refined_chi2": ref.reduced_chi2,
             "refined_statistical_std": ref.statistical_std.tolist(),
             "refined_n_max": ref.settings["n_max"],
+            "refined_at_bounds": ref.settings["at_bounds"],
             "refined_wall": wall, "refined_cpu": cpu,
         }
         if args.reference:

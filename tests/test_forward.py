@@ -220,6 +220,22 @@ def test_refine_polishes_with_a_higher_order_than_the_swarm(survey_lens):
     assert (whole.settings["n_max"], whole.settings["swarm_n_max"]) == (6, 6)
 
 
+def test_refine_warns_when_it_ends_at_the_edge_of_its_search_box(survey_lens):
+    from astro_delens.exceptions import RefinementWarning
+
+    s = survey_lens
+    p = s["params"]
+    std = np.array([0.01 * p[0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])
+    start = p.copy()
+    start[0] -= 6 * std[0]  # theta_E 6 sigma low, searched within 1 sigma only
+    with pytest.warns(RefinementWarning, match="theta_E"):
+        res = refine(s["image"], s["noise_map"], start, std, PRESET.pixel_scale, psf=s["psf"],
+                     n_particles=6, n_iterations=3, polish_iterations=3, seed=3, n_max=4,
+                     supersampling=1, uncertainties=False, bounds_nsigma=1.0)
+    assert "theta_E" in res.settings["at_bounds"]
+    assert res.params[0] == pytest.approx(res.upper[0], abs=0.01 * (res.upper[0] - res.lower[0]))
+
+
 def test_refine_mcmc_needs_emcee(survey_lens):
     try:
         import emcee  # noqa: F401

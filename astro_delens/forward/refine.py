@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import io
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,7 @@ from ._common import (
     make_psf,
     prepare_inputs,
 )
+from ..exceptions import RefinementWarning
 from .relens import _check_params
 
 __all__ = ["RefineResult", "refine", "SOURCE_MODELS", "DEFAULT_STD_FLOOR", "PARAMETER_BOUNDS",
@@ -227,6 +229,13 @@ def _source_params(source_model, n_max, beta, center, d, lens_std):
             [ser_lower, shp_lower], [ser_upper, shp_upper]]
 
 
+def _at_bounds(params, lower, upper, tolerance=0.01):
+    """Names of the lens parameters within ``tolerance`` of the box width from its edges."""
+    margin = tolerance * (upper - lower)
+    edge = (params <= lower + margin) | (params >= upper - margin)
+    return [name for name, hit in zip(lensmodel.PARAMETER_NAMES, edge) if hit]
+
+
 def _arg_index(names, i, name, tie):
     """Index in lenstronomy's parameter array of lens parameter ``name`` of model ``i``."""
     if tie and name in ("center_x", "center_y"):
@@ -345,7 +354,10 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         signal-to-noise; supersampling the arcs removes most of it.
         ``"all"``: every pixel.
     bounds_nsigma : float
-        Half-width of the search box in units of the prior widths.
+        Half-width of the search box in units of the prior widths. A lens
+        parameter that ends on the box's edge (or on a physical limit) is
+        listed in ``settings["at_bounds"]`` and gives a
+        `~astro_delens.exceptions.RefinementWarning`.
     std_floor : array-like (8,)
         Smallest prior widths (see `DEFAULT_STD_FLOOR`).
     n_burn, n_run, walker_ratio : int
@@ -668,6 +680,13 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         cov = np.full((8, 8), np.nan)
         method = "none"
     statistical_std = np.sqrt(np.diag(cov))
+    at_bounds = _at_bounds(best, lower, upper)
+    if at_bounds:
+        warnings.warn(RefinementWarning(
+            f"refine: {', '.join(at_bounds)} ended at the edge of the search range "
+            f"({bounds_nsigma:g} network sigmas around the start, within the physical limits): "
+            "the start may be far off; check the fit (reduced chi^2 "
+            f"{red:.2f}) or refine with a larger bounds_nsigma"), stacklevel=2)
     if sys_std is not None:
         cov = cov + np.diag(sys_std ** 2)
     timing["uncertainties_and_model"] = time.perf_counter() - tic
@@ -694,6 +713,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         "priors": ("Gaussian, network mean and sigma (floored)" if prior
                    else "flat within the bounds"),
         "uncertainty_method": method, "seed": seed, "n_free_parameters": int(n_nonlinear),
+        "at_bounds": at_bounds,
         "systematic_std": None if sys_std is None else sys_std.tolist(),
         "lenstronomy_version": lenstronomy.__version__,
         "seconds_per_stage": timing,
