@@ -139,7 +139,9 @@ class RefineResult:
         Wall time.
     settings : dict
         A record that refinement ran and how: ``refined`` (True), sampler
-        settings, models, PSF, bounds, seed, lenstronomy version.
+        settings, models (``n_max`` the final shapelet order, ``swarm_n_max``
+        the swarm's), PSF, bounds, ``at_bounds`` (the lens parameters that
+        ended on the edge of the search range), seed, lenstronomy version.
     statistical_std : ndarray (8,) or None
         The uncertainties without the systematic part: what the data allow
         with these models (NaN without ``uncertainties``).
