@@ -211,7 +211,10 @@ def _write_json(path, args, rows):
 
 def _summarise_files(paths):
     """Print the summary of the rows of several ``--json`` files, in seed order."""
-    runs = [json.load(open(path)) for path in paths]
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            runs.append(json.load(fh))
     rows = sorted((row for run in runs for row in run["rows"]), key=lambda row: row["seed"])
     seeds = [row["seed"] for row in rows]
     if len(set(seeds)) != len(seeds):
