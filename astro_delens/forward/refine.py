@@ -477,22 +477,21 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
 
     if int(swarm_n_max) < 0:
         raise ValueError(f"swarm_n_max: must be a non-negative integer, got {swarm_n_max!r}")
+    swarm_n_max = int(swarm_n_max)
     auto = isinstance(n_max, str) and n_max == "auto"
+    # with the polish, "auto" considers orders above swarm_n_max only at the swarm's
+    # best lens: at a wrong start lens a very flexible source can pass for part of
+    # the lens's error and would win the BIC for that reason
+    split = auto and polish and max(N_MAX_AUTO) > swarm_n_max
+    low_orders = [o for o in N_MAX_AUTO if o <= swarm_n_max] or [min(N_MAX_AUTO)]
     if auto:
-        # with the polish, orders above swarm_n_max are only considered at the
-        # swarm's best lens: at a wrong start lens a very flexible source can
-        # pass for part of the lens's error and would win the BIC for that reason
-        split = polish and max(N_MAX_AUTO) > int(swarm_n_max)
-        low_orders = [o for o in N_MAX_AUTO if o <= int(swarm_n_max)] or [min(N_MAX_AUTO)]
         n_max, inv = lowest_bic(low_orders if split else N_MAX_AUTO, start)
         n_swarm = n_max
     else:
         if int(n_max) < 0:
             raise ValueError(f"n_max: must be a non-negative integer or 'auto', got {n_max!r}")
-        n_max = int(n_max)
-        inv = invert_source(img, noise_in, start, d, 8, d, psf=psf, n_max=n_max,
-                            lens_light=lens_light, psf_fwhm=psf_fwhm, supersampling=1, n_beta=3)
-        n_swarm = min(n_max, int(swarm_n_max)) if polish else n_max
+        n_max, inv = lowest_bic([int(n_max)], start)
+        n_swarm = min(n_max, swarm_n_max) if polish else n_max
     beta0 = min(inv.beta, shapelet_scale(0.6 * start[0] + 2 * d, n_swarm))
 
     kwargs_lens_init = lensmodel.to_lenstronomy_kwargs(start)
@@ -599,7 +598,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
                                     lens_light_model_class=LightModel(ll_list),
                                     kwargs_numerics=kwargs_numerics, likelihood_mask=use)
             args = np.asarray(param_class.kwargs2args(**fit_seq.best_fit()), dtype=float)
-            if auto and split and n_swarm == max(low_orders):
+            if split and n_swarm == max(low_orders):
                 # the data wanted the swarm's highest order: may they want more?
                 swarm_lens = lensmodel.from_lenstronomy_kwargs(
                     param_class.args2kwargs(args)["kwargs_lens"])
