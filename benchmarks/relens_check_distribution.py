@@ -9,9 +9,18 @@ the residuals from the source's. Prints the distribution of the reduced
 chi^2, the fraction flagged, and how the flag relates to the networks' actual
 errors (theta_E error, source correlation with the truth where it is bright).
 
+With ``--inversion`` it also asks whether a *free* source could tell a wrong
+lens from the right one: lenstronomy's linear shapelet inversion
+(`astro_delens.forward.invert_source`, order ``--n-max``) is solved at the
+network's lens and at the true lens, and the reduced chi^2 at the network's
+lens is compared between lenses whose network estimate is far from the truth
+(the squared normalised error of the eight parameters above the 99th
+percentile of chi^2 with 8 degrees of freedom) and the others.
+
 Usage::
 
     python benchmarks/relens_check_distribution.py --data work_data/survey_test.h5 --n 200
+    python benchmarks/relens_check_distribution.py --data work_data/survey_test.h5 --n 200 --inversion
 """
 
 from __future__ import annotations
@@ -31,11 +40,59 @@ def _source_correlation(pred, true):
     return float(np.corrcoef(pred[region], true[region])[0, 1])
 
 
+def _inversion_chi2(prepared, network_lens, true_lens, n_max, psf_keywords):
+    """Reduced chi^2 of a free shapelet source at the network's lens and at the true lens."""
+    from astro_delens.forward import invert_source
+
+    psf_kwargs, _ = psf_keywords(prepared)
+    out = {}
+    for name, lens in (("network", network_lens), ("true", true_lens)):
+        t0 = time.process_time()
+        inv = invert_source(prepared.image, prepared.noise_map, lens, prepared.pixel_scale,
+                            16, 0.1, mask=prepared.mask, n_max=n_max, supersampling=1,
+                            n_beta=3, **psf_kwargs)
+        out[f"inversion_chi2_{name}"] = inv.reduced_chi2
+        out[f"inversion_cpu_{name}"] = time.process_time() - t0
+    return out
+
+
+def _print_inversion(rows, q):
+    """Can the free-source chi^2 at the network's lens tell a wrong lens from a right one?"""
+    from scipy.stats import chi2 as chi2_dist, spearmanr
+
+    inv = np.array([r["inversion_chi2_network"] for r in rows])
+    inv_true = np.array([r["inversion_chi2_true"] for r in rows])
+    err = np.array([r["network_error_chi2"] for r in rows])
+    frac = np.array([abs(r["theta_E_net"] - r["theta_E"]) / r["theta_E"] for r in rows])
+    wrong = err > chi2_dist.ppf(0.99, 8)
+    cpu = np.median([r["inversion_cpu_network"] for r in rows])
+    print(f"  free shapelet source (median {cpu:.2f} CPU s per inversion):")
+    print(f"    reduced chi2 at the network's lens, percentiles {q}: "
+          f"{np.round(np.percentile(inv, q), 3).tolist()}")
+    print(f"    reduced chi2 at the true lens:                     "
+          f"{np.round(np.percentile(inv_true, q), 3).tolist()}")
+    print(f"    {wrong.sum()} lenses with the network's estimate off by more than its "
+          f"99% region (chi2_8 > {chi2_dist.ppf(0.99, 8):.1f})")
+    for threshold in (1.1, 1.2, 1.3, 1.5):
+        flag = inv > threshold
+        print(f"    chi2 > {threshold}: flags {flag.mean():4.0%} of all, "
+              f"{flag[wrong].mean() if wrong.any() else float('nan'):4.0%} of those off, "
+              f"{flag[~wrong].mean():4.0%} of the others, {(inv_true > threshold).mean():4.0%} "
+              f"at the true lens")
+    rho = spearmanr(inv - inv_true, err).statistic
+    rho_frac = spearmanr(inv, frac).statistic
+    print(f"    Spearman rank correlation: chi2(network) - chi2(true) with the network's "
+          f"error chi2_8 {rho:+.2f}; chi2(network) with |dtheta_E|/theta_E {rho_frac:+.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="test set (HDF5)")
     ap.add_argument("--model", default="survey", help="model family")
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--inversion", action="store_true",
+                    help="also solve a free shapelet source at the network's and the true lens")
+    ap.add_argument("--n-max", type=int, default=8, help="shapelet order of --inversion")
     ap.add_argument("--json", help="write the per-lens results to this file")
     args = ap.parse_args(argv)
 
@@ -44,7 +101,7 @@ def main(argv=None):
     import astropy.units as u
 
     from astro_delens import SourceReconstructor
-    from astro_delens.source_result import run_relens_check
+    from astro_delens.source_result import psf_keywords, run_relens_check
 
     rec = SourceReconstructor(args.model)
     preset = rec.preset
@@ -70,7 +127,12 @@ def main(argv=None):
             "amplitude": src.check.source_amplitude, "flag": src.flag,
             "true_lens_chi2": true_lens.reduced_chi2, "true_lens_flag": true_lens.flag,
             "source_corr": _source_correlation(np.asarray(src.data), sources[k]),
+            "network_error_chi2": float(np.sum(
+                ((np.asarray(src.lens.mean) - params[k]) / np.asarray(src.lens.std)) ** 2)),
         })
+        if args.inversion:
+            rows[-1].update(_inversion_chi2(src.prepared, src.lens.mean, params[k], args.n_max,
+                                            psf_keywords))
     chi2 = np.array([r["reduced_chi2"] for r in rows])
     flag = np.array([r["flag"] for r in rows])
     tchi2 = np.array([r["true_lens_chi2"] for r in rows])
@@ -94,6 +156,8 @@ def main(argv=None):
         if sel.any():
             print(f"  {name:<12}: median |dtheta_E|/theta_E {np.median(frac[sel]):.3f}, "
                   f"median source correlation {np.nanmedian(corr[sel]):.2f} ({sel.sum()} lenses)")
+    if args.inversion:
+        _print_inversion(rows, q)
     if args.json:
         import json
 
