@@ -8,6 +8,13 @@ with lenstronomy's `~lenstronomy.ImSim.image_linear_solve.ImageLinearFit`:
 the overall amplitude of the source and the amplitudes of the lens galaxy's
 light. The lens parameters and the source's shape are *not* fitted: the check
 asks whether the answer as given explains the data.
+
+What a flag means: the lens *and* source together leave residuals above the
+noise. It is not a test of the lens alone. On simulated ``survey`` lenses the
+flags come almost entirely from the source network's imperfections, and even
+a free shapelet source solved at the network's lens
+(`~astro_delens.forward.invert_source`) fits about as well at a wrong lens
+as at the true one (``benchmarks/relens_check_distribution.py --inversion``).
 """
 
 from __future__ import annotations
