@@ -40,9 +40,10 @@ def _source_correlation(pred, true):
     return float(np.corrcoef(pred[region], true[region])[0, 1])
 
 
-def _inversion_chi2(prepared, network_lens, true_lens, n_max, psf_keywords):
+def _inversion_chi2(prepared, network_lens, true_lens, n_max):
     """Reduced chi^2 of a free shapelet source at the network's lens and at the true lens."""
     from astro_delens.forward import invert_source
+    from astro_delens.source_result import psf_keywords
 
     psf_kwargs, _ = psf_keywords(prepared)
     out = {}
@@ -102,7 +103,7 @@ def main(argv=None):
     import astropy.units as u
 
     from astro_delens import SourceReconstructor
-    from astro_delens.source_result import psf_keywords, run_relens_check
+    from astro_delens.source_result import run_relens_check
 
     rec = SourceReconstructor(args.model)
     preset = rec.preset
@@ -132,8 +133,7 @@ def main(argv=None):
                 ((np.asarray(src.lens.mean) - params[k]) / np.asarray(src.lens.std)) ** 2)),
         })
         if args.inversion:
-            rows[-1].update(_inversion_chi2(src.prepared, src.lens.mean, params[k], args.n_max,
-                                            psf_keywords))
+            rows[-1].update(_inversion_chi2(src.prepared, src.lens.mean, params[k], args.n_max))
     chi2 = np.array([r["reduced_chi2"] for r in rows])
     flag = np.array([r["flag"] for r in rows])
     tchi2 = np.array([r["true_lens_chi2"] for r in rows])
