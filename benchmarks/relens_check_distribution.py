@@ -77,8 +77,8 @@ def _print_inversion(rows, q):
           f"99% region (chi2_8 > {chi2_dist.ppf(0.99, 8):.1f})")
     for threshold in (1.1, 1.2, 1.3, 1.5):
         flag = inv > threshold
-        print(f"    chi2 > {threshold}: flags {flag.mean():4.0%} of all, "
-              f"{flag[wrong].mean() if wrong.any() else float('nan'):4.0%} of those off, "
+        of_wrong = f"{flag[wrong].mean():4.0%}" if wrong.any() else "   -"
+        print(f"    chi2 > {threshold}: flags {flag.mean():4.0%} of all, {of_wrong} of those off, "
               f"{flag[~wrong].mean():4.0%} of the others, {(inv_true > threshold).mean():4.0%} "
               f"at the true lens")
     rho = spearmanr(inv - inv_true, err).statistic

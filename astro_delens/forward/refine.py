@@ -81,7 +81,8 @@ DEFAULT_STD_FLOOR = np.array([0.005, 0.01, 0.005, 0.005, 0.005, 0.005, 0.003, 0.
 #: floors that, added in quadrature to the Fisher errors, make the 1-sigma intervals hold
 #: 68% of the truths on 50 simulated lenses of the preset (seeds 1000-1049, not in any
 #: training set; ``benchmarks/refinement_systematics.py`` on the output of
-#: ``benchmarks/refinement_accuracy.py``). They stand for what the Fisher matrix cannot
+#: ``benchmarks/refinement_accuracy.py``, refinements started from the survey estimator
+#: v5 and the seed estimator v3; from seed v5 they hold 62-72%). They stand for what the Fisher matrix cannot
 #: know: a shapelet source and a Sersic lens light do not represent the simulated galaxies
 #: exactly. `astro_delens.LensParameterEstimator.refine` uses the entry of its preset.
 SYSTEMATIC_STD = {
@@ -330,10 +331,11 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         order of lowest BIC in linear inversions: low orders for faint or
         smooth sources, high orders at high signal-to-noise, where a too
         simple source biases the lens (cost per model evaluation grows with
-        the number of shapelets, ``(n_max + 1)(n_max + 2) / 2``). The orders
-        up to ``swarm_n_max`` compete at the start lens; where the highest
-        of them wins, the higher ones compete again at the swarm's best lens,
-        and the winner is the order of the polish.
+        the number of shapelets, ``(n_max + 1)(n_max + 2) / 2``). With the
+        polish, the orders up to ``swarm_n_max`` compete at the start lens;
+        where the highest of them wins, the higher ones compete again at the
+        swarm's best lens, and the winner is the order of the polish.
+        Without it, all of `N_MAX_AUTO` compete at the start lens.
     swarm_n_max : int
         Highest shapelet order of the particle swarm (default `SWARM_N_MAX`).
         With ``polish=True`` and a higher ``n_max``, the swarm fits shapelets
