@@ -39,11 +39,14 @@ CATALOGS = ("cosmos_paltas", "aegis_galsim/AEGIS_F814w_catalog.fits", "cosmos_sl
             "cosmos_galsim/test_catalog.fits")
 
 
-def simulate(preset, n, first_seed, catalogs):
-    """Pairs of samples (real source, procedural source) for seeds first_seed..."""
+def simulate(preset, n, first_seed, galaxy_sources):
+    """Pairs of samples (real source, procedural source) for seeds first_seed...
+
+    The real sources cycle through ``galaxy_sources`` (one `RealGalaxySource` per catalog).
+    """
     from astro_delens.training.simulate import LensSimulator
 
-    real = [LensSimulator(preset, source_catalog=c) for c in catalogs]
+    real = [LensSimulator(preset, source_catalog=c) for c in galaxy_sources]
     procedural = LensSimulator(preset)
     pairs = []
     for k in range(n):
