@@ -20,7 +20,8 @@ percentile of chi^2 with 8 degrees of freedom) and the others.
 Usage::
 
     python benchmarks/relens_check_distribution.py --data work_data/survey_test.h5 --n 200
-    python benchmarks/relens_check_distribution.py --data work_data/survey_test.h5 --n 200 --inversion
+    python benchmarks/relens_check_distribution.py --data work_data/survey_test.h5 --n 200 \
+        --inversion
 """
 
 from __future__ import annotations

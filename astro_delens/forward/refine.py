@@ -82,9 +82,9 @@ DEFAULT_STD_FLOOR = np.array([0.005, 0.01, 0.005, 0.005, 0.005, 0.005, 0.003, 0.
 #: 68% of the truths on 50 simulated lenses of the preset (seeds 1000-1049, not in any
 #: training set; ``benchmarks/refinement_systematics.py`` on the output of
 #: ``benchmarks/refinement_accuracy.py``, refinements started from the survey estimator
-#: v5 and the seed estimator v3; from seed v5 they hold 62-72%). They stand for what the Fisher matrix cannot
-#: know: a shapelet source and a Sersic lens light do not represent the simulated galaxies
-#: exactly. `astro_delens.LensParameterEstimator.refine` uses the entry of its preset.
+#: v5 and the seed estimator v3; from seed v5 they hold 62-72%). They stand for what the
+#: Fisher matrix cannot know: a shapelet source and a Sersic lens light do not represent
+#: the simulated galaxies exactly. `astro_delens.LensParameterEstimator.refine` uses the entry of its preset.
 SYSTEMATIC_STD = {
     "survey": (0.0065, 0.0630, 0.0175, 0.0211, 0.0115, 0.0087, 0.0109, 0.0083),
     "seed": (0.0014, 0.0213, 0.0097, 0.0055, 0.0023, 0.0017, 0.0049, 0.0043),
