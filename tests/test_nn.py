@@ -232,6 +232,53 @@ def test_default_sizes_and_config_errors():
         arch.build_model("decoder", {"npix": 32})
 
 
+def test_spatial_soft_argmax_finds_the_peak():
+    from astro_delens.nn.layers import SpatialSoftArgmax
+
+    h, w = 12, 16
+    maps = np.zeros((2, h, w, 3), "float32")
+    maps[0, 3, 10, 0] = 50.0   # a sharp peak at row 3, column 10
+    maps[0, 5:7, 0:2, 1] = 50.0  # a 2x2 block: its mean position
+    maps[1, 0, 0, 2] = 50.0
+    out = keras.ops.convert_to_numpy(SpatialSoftArgmax()(maps))
+    assert out.shape == (2, 6)
+    u, v = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
+    np.testing.assert_allclose(out[0, [0, 3]], [u[10], v[3]], atol=1e-5)
+    np.testing.assert_allclose(out[0, [1, 4]], [u[0:2].mean(), v[5:7].mean()], atol=1e-5)
+    # a flat map: the centre of the grid
+    np.testing.assert_allclose(out[0, [2, 5]], [0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(out[1, [2, 5]], [-1.0, -1.0], atol=1e-5)
+
+
+def test_keypoint_branch_and_growth_from_a_trained_network():
+    from astro_delens.nn import architectures as arch
+    from astro_delens.nn.transfer import transfer_weights
+
+    small = arch.build_estimator(dict(arch.TINY_ESTIMATOR, npix=32))
+    rng = np.random.default_rng(5)
+    small.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                       for w in small.get_weights()])
+    grown = arch.build_estimator(dict(arch.TINY_ESTIMATOR, npix=32, keypoints=4))
+    assert grown.get_layer("keypoints").output.shape == (None, 8)
+    assert grown.get_layer("keypoint_maps").output.shape == (None, 16, 16, 4)  # stage -2
+    assert transfer_weights(small, grown) == ["keypoint_maps"]
+    x = rng.random((3, 32, 32, 2)).astype("float32")
+    # the new head rows start at zero: the grown network computes what the trained one did
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(grown(x, training=False)),
+                               keras.ops.convert_to_numpy(small(x, training=False)), atol=1e-6)
+    head = grown.get_layer("head").get_weights()[0]
+    assert head.shape[0] == small.get_layer("head").get_weights()[0].shape[0] + 8
+    assert np.all(head[-8:] == 0)
+    # weights that cannot grow are refused
+    other = arch.build_estimator(dict(arch.TINY_ESTIMATOR, npix=32, head_units=7))
+    with pytest.raises(ValueError, match="head"):
+        transfer_weights(small, other)
+    with pytest.raises(ValueError, match="keypoints_stage"):
+        arch.resolve_config("estimator", {"npix": 32, "keypoints": 2, "keypoints_stage": 4})
+    with pytest.raises(ValueError, match="keypoints"):
+        arch.resolve_config("estimator", {"npix": 32, "keypoints": -1})
+
+
 def test_gaussian_nll_matches_numpy():
     from astro_delens.nn.losses import GaussianNLL, mean_mse
 
@@ -275,7 +322,7 @@ def test_custom_objects_are_registered_and_serialise():
     from astro_delens.nn import layers, losses
 
     for obj in (losses.GaussianNLL, losses.SourceLoss, layers.InputFeatures,
-                layers.GaussianHead):
+                layers.GaussianHead, layers.SpatialSoftArgmax):
         assert keras.saving.get_registered_name(obj).startswith("astro_delens>")
     loss = losses.SourceLoss(alpha=0.3, relative=False)
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))

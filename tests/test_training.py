@@ -141,6 +141,16 @@ def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
     # a warm start keeps the architecture; a reconstructor cannot start an estimator
     assert main(base + ["--out", str(tmp_path / "x"), "--config", '{"head_units": 7}']) == 2
     assert "head_units" in capsys.readouterr().err
+    # ... except that the estimator's head may grow a keypoint branch, which starts silent
+    grown = tmp_path / "grown"
+    assert main(base + ["--out", str(grown), "--config", '{"keypoints": 3}']) == 0
+    assert json.loads((grown / "config.json").read_text())["architecture"]["keypoints"] == 3
+    d = load_estimator(grown).predict(x, noise)[0]
+    assert np.max(np.abs(d - a)) < 0.2 * np.max(np.abs(c - a))
+    again = tmp_path / "grown_again"
+    assert main(base[:-1] + [str(grown), "--out", str(again),
+                             "--config", '{"keypoints": 5}']) == 2
+    assert "keypoints" in capsys.readouterr().err
     base[1] = "reconstructor"
     assert main(base + ["--out", str(tmp_path / "y")]) == 2
     assert "is not a reconstructor model" in capsys.readouterr().err

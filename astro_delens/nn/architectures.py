@@ -11,7 +11,11 @@ Parameter network (`build_estimator`)
     (conv-BN-GELU-conv-BN + shortcut, GELU), global average and max pooling,
     and a dense head predicting the means and log-variances of the ``n_params``
     standardised lens parameters: output ``(N, 2 n_params)``, trained with
-    `~astro_delens.nn.losses.GaussianNLL`.
+    `~astro_delens.nn.losses.GaussianNLL`. With ``keypoints > 0``, a 1x1
+    convolution on the output of stage ``keypoints_stage`` makes that many heat
+    maps, and their expected positions (`~astro_delens.nn.layers.SpatialSoftArgmax`)
+    join the pooled features in the head: global pooling forgets where a feature
+    is, and the lens centre is a position.
 Source network (`build_reconstructor`)
     A U-Net with ``depth`` down-sampling levels of ``base_width * 2**level``
     channels (capped at ``max_width``), two conv-BN-activation layers per level,
@@ -57,6 +61,8 @@ ESTIMATOR_DEFAULTS = {
     "logvar_min": -14.0,
     "logvar_max": 6.0,
     "bn_momentum": 0.9,
+    "keypoints": 0,
+    "keypoints_stage": -2,
 }
 
 #: Default hyperparameters of the source network (about 1.9 M weights).
@@ -118,6 +124,12 @@ def resolve_config(kind: str, config: dict | None) -> dict:
                              "the same length")
         if any(int(b) < 1 for b in full["blocks"]):
             raise ValueError("config: every entry of 'blocks' must be >= 1")
+        if int(full["keypoints"]) < 0:
+            raise ValueError(f"config: 'keypoints' must be >= 0, got {full['keypoints']!r}")
+        n_stages = len(full["widths"])
+        if not -n_stages <= int(full["keypoints_stage"]) < n_stages:
+            raise ValueError(f"config: 'keypoints_stage' must index one of the {n_stages} "
+                             f"stages, got {full['keypoints_stage']!r}")
     else:
         if full["source_npix"] is None:
             full["source_npix"] = full["npix"]
@@ -174,7 +186,7 @@ def build_estimator(config: dict):
     import keras
     from keras import layers
 
-    from .layers import GaussianHead, InputFeatures
+    from .layers import GaussianHead, InputFeatures, SpatialSoftArgmax
 
     c = resolve_config("estimator", config)
     npix = c["npix"]
@@ -183,13 +195,19 @@ def build_estimator(config: dict):
                       name="features")(inputs)
     mom = float(c["bn_momentum"])
     x = _conv_bn(x, int(c["stem_width"]), 3, 1, "gelu", name="stem", momentum=mom)
+    stage_outputs = []
     for i, (width, nblocks) in enumerate(zip(c["widths"], c["blocks"])):
         for j in range(int(nblocks)):
             x = _residual_block(x, int(width), 2 if j == 0 else 1, name=f"stage{i}_block{j}",
                                 momentum=mom)
-    avg = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    mx = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    x = layers.Concatenate(name="pool")([avg, mx])
+        stage_outputs.append(x)
+    pooled = [layers.GlobalAveragePooling2D(name="avg_pool")(x),
+              layers.GlobalMaxPooling2D(name="max_pool")(x)]
+    if int(c["keypoints"]):
+        maps = layers.Conv2D(int(c["keypoints"]), 1, name="keypoint_maps")(
+            stage_outputs[int(c["keypoints_stage"])])
+        pooled.append(SpatialSoftArgmax(name="keypoints")(maps))
+    x = layers.Concatenate(name="pool")(pooled)
     x = layers.Dense(int(c["head_units"]), activation="gelu", name="head")(x)
     if c["dropout"]:
         x = layers.Dropout(float(c["dropout"]), name="head_dropout")(x)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["InputFeatures", "GaussianHead"]
+__all__ = ["InputFeatures", "GaussianHead", "SpatialSoftArgmax"]
 
 
 @keras.saving.register_keras_serializable(package="astro_delens")
@@ -94,3 +94,31 @@ class GaussianHead(keras.layers.Layer):
         config.update(n_params=self.n_params, logvar_min=self.logvar_min,
                       logvar_max=self.logvar_max)
         return config
+
+
+@keras.saving.register_keras_serializable(package="astro_delens")
+class SpatialSoftArgmax(keras.layers.Layer):
+    """Expected grid position of each channel, read as a heat map.
+
+    Each of the ``K`` input channels is turned into a probability map by a
+    softmax over all pixels, and the layer returns the mean ``(u, v)`` position
+    under each map, in the [-1, 1] grid coordinates of `InputFeatures`:
+    output ``(N, 2 K)``, ordered ``u_1 .. u_K, v_1 .. v_K``. Unlike global
+    pooling, this keeps *where* a feature responds, to sub-pixel precision
+    (the "spatial softmax" of Levine et al. 2016, JMLR 17, 1).
+    """
+
+    def call(self, inputs):
+        h, w, k = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        logits = ops.reshape(inputs, (-1, h * w, k))
+        prob = ops.softmax(logits, axis=1)
+        v = ops.linspace(-1.0, 1.0, h)
+        u = ops.linspace(-1.0, 1.0, w)
+        gv, gu = ops.meshgrid(v, u, indexing="ij")
+        gu = ops.cast(ops.reshape(gu, (1, h * w, 1)), prob.dtype)
+        gv = ops.cast(ops.reshape(gv, (1, h * w, 1)), prob.dtype)
+        return ops.concatenate([ops.sum(prob * gu, axis=1), ops.sum(prob * gv, axis=1)],
+                               axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[3])

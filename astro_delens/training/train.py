@@ -422,19 +422,50 @@ def _init_config(init, kind, preset) -> dict:
     return cfg
 
 
-def _merge_init_config(init_cfg, config) -> dict:
+#: Architecture hyperparameters a warm start may add to a model that lacks them
+#: (the head grows a branch; `astro_delens.nn.transfer` starts it at zero).
+GROWABLE = {"estimator": ("keypoints", "keypoints_stage")}
+
+
+def _merge_init_config(init_cfg, config, kind) -> dict:
     """The initial model's architecture and training setup, updated by ``config``.
 
     Training settings (`TRAINING_DEFAULTS`: loss, masks, regularisation) may
-    change; architecture hyperparameters may only repeat the initial model's.
+    change; architecture hyperparameters may only repeat the initial model's,
+    except that an estimator without keypoints may be given some (`GROWABLE`).
     """
-    merged = {**init_cfg["architecture"], **init_cfg.get("training_setup", {})}
+    from ..nn.architectures import resolve_config
+
+    arch = resolve_config(kind, init_cfg["architecture"])
+    merged = {**arch, **init_cfg.get("training_setup", {})}
+    growable = GROWABLE.get(kind, ()) if not arch.get("keypoints") else ()
     for key, value in (config or {}).items():
-        if key not in TRAINING_DEFAULTS and key in merged and merged[key] != value:
+        if (key not in TRAINING_DEFAULTS and key not in growable and key in merged
+                and merged[key] != value):
             raise ValueError(f"config: {key}={value!r} differs from the initial model's "
-                             f"{merged[key]!r}; a warm start keeps the architecture")
+                             f"{merged[key]!r}; a warm start keeps the architecture"
+                             + (f" (it may only add {' and '.join(growable)})"
+                                if growable else ""))
         merged[key] = value
     return merged
+
+
+def _initialise_from(model, architecture, init, init_cfg, kind):
+    """Load the weights of the model directory ``init`` into ``model``.
+
+    ``architecture`` is the resolved architecture of ``model``. Returns the
+    names of layers that are new in ``model`` (empty unless it grew).
+    """
+    from ..nn.architectures import build_model, resolve_config
+    from ..nn.transfer import transfer_weights
+
+    weights = str(Path(init) / "model.weights.h5")
+    if resolve_config(kind, init_cfg["architecture"]) == architecture:
+        model.load_weights(weights)
+        return []
+    source = build_model(kind, init_cfg["architecture"])
+    source.load_weights(weights)
+    return transfer_weights(source, model)
 
 
 @contextlib.contextmanager
@@ -608,7 +639,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
 
     init_cfg = _init_config(init, kind, preset) if init is not None else None
     if init_cfg is not None:
-        config = _merge_init_config(init_cfg, config)
+        config = _merge_init_config(init_cfg, config, kind)
     arch_user, training = _split_config(kind, config)
     arch_user.setdefault("npix", preset.npix)
     if kind == "reconstructor":
@@ -633,7 +664,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         prev_cfg = out / "config.json"
         if state.exists() and prev_cfg.exists() and not overwrite:
             prev = json.loads(prev_cfg.read_text())
-            same = (prev.get("kind") == kind and prev.get("architecture") == arch
+            same = (prev.get("kind") == kind
+                    and resolve_config(kind, prev.get("architecture")) == arch
                     and prev.get("training_setup") == training)
             if not same:
                 raise ValueError(f"out: {out} holds an interrupted run of a different "
@@ -672,8 +704,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     keras.utils.set_random_seed(int(seed))
     model = build_model(kind, arch)
     if init_cfg is not None and not resume:
-        model.load_weights(str(Path(init) / "model.weights.h5"))
-        log(f"initialised from {init}")
+        new_layers = _initialise_from(model, arch, init, init_cfg, kind)
+        log(f"initialised from {init}"
+            + (f"; new layers {', '.join(new_layers)}" if new_layers else ""))
     train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
                              shuffle=True, drop_remainder=True, mask_probability=mask_p,
                              seed=seed)
