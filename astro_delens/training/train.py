@@ -424,7 +424,7 @@ def _init_config(init, kind, preset) -> dict:
 
 #: Architecture hyperparameters a warm start may add to a model that lacks them
 #: (the head grows a branch; `astro_delens.nn.transfer` starts it at zero).
-GROWABLE = {"estimator": ("keypoints", "keypoints_stage")}
+_GROWABLE = {"estimator": ("keypoints", "keypoints_stage")}
 
 
 def _merge_init_config(init_cfg, config, kind) -> dict:
@@ -432,13 +432,14 @@ def _merge_init_config(init_cfg, config, kind) -> dict:
 
     Training settings (`TRAINING_DEFAULTS`: loss, masks, regularisation) may
     change; architecture hyperparameters may only repeat the initial model's,
-    except that an estimator without keypoints may be given some (`GROWABLE`).
+    except that an estimator without keypoints may be given some (its head
+    grows a branch).
     """
     from ..nn.architectures import resolve_config
 
     arch = resolve_config(kind, init_cfg["architecture"])
     merged = {**arch, **init_cfg.get("training_setup", {})}
-    growable = GROWABLE.get(kind, ()) if not arch.get("keypoints") else ()
+    growable = _GROWABLE.get(kind, ()) if not arch.get("keypoints") else ()
     for key, value in (config or {}).items():
         if (key not in TRAINING_DEFAULTS and key not in growable and key in merged
                 and merged[key] != value):
