@@ -356,7 +356,7 @@ def test_jax_backend_builds_and_predicts(tmp_path):
     code = (
         "import numpy as np, keras; assert keras.backend.backend() == 'jax'\n"
         "from astro_delens.nn import architectures as a\n"
-        "m = a.build_estimator(dict(a.TINY_ESTIMATOR, npix=32))\n"
+        "m = a.build_estimator(dict(a.TINY_ESTIMATOR, npix=32, keypoints=2))\n"
         "r = a.build_reconstructor(dict(a.TINY_RECONSTRUCTOR, npix=32))\n"
         "x = np.ones((2, 32, 32, 2), 'float32')\n"
         "assert m(x).shape == (2, 16) and r(x).shape == (2, 32, 32, 1)\n"

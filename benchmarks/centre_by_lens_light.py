@@ -1,0 +1,79 @@
+"""Where the parameter network's lens-centre error comes from: RMS by lens light.
+
+A lens galaxy that shines marks its own centre; without lens light the centre
+must be read from the symmetry of the arcs alone. This script predicts the
+lenses of a simulated test set (``astro-delens simulate --split test``) with a
+parameter network, answers averaged over ``--symmetries`` symmetries as in
+``astro-delens evaluate``, and prints the centre RMS (and theta_E's median
+fractional error) in classes of the ratio of lens light to arc flux stored with
+every lens (``lens_light_ratio``; 0 for lenses without light), with each class's
+share of the total squared centre error.
+
+Usage::
+
+    python benchmarks/centre_by_lens_light.py --data work_data/survey_test.h5
+    python benchmarks/centre_by_lens_light.py --model runs/survey_estimator_kp1 \
+        --data work_data/survey_test.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import h5py
+import numpy as np
+
+#: Classes of lens light / arc flux: (label, lower bound, upper bound).
+CLASSES = (("none", 0.0, 0.0), ("fainter than the arcs", 1e-12, 1.0),
+           ("1-5 x the arcs", 1.0, 5.0), ("over 5 x the arcs", 5.0, np.inf))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="survey",
+                        help="shipped family or estimator directory (default: survey)")
+    parser.add_argument("--data", required=True, help="simulated test set (HDF5)")
+    parser.add_argument("--n", type=int, default=None, help="first N lenses only")
+    parser.add_argument("--symmetries", type=int, default=8, choices=(1, 4, 8))
+    args = parser.parse_args(argv)
+
+    from astro_delens import lensmodel
+    from astro_delens.nn.registry import load_estimator
+
+    estimator = load_estimator(args.model)
+    with h5py.File(args.data, "r") as f:
+        n = f["params"].shape[0] if args.n is None else min(args.n, f["params"].shape[0])
+        truth = f["params"][:n]
+        ratio = f["lens_light_ratio"][:n]
+        t0 = time.perf_counter()
+        mean = np.concatenate([
+            estimator.predict(f["image"][i:i + 250], f["noise_map"][i:i + 250],
+                              symmetries=args.symmetries)[0]
+            for i in range(0, n, 250)])
+    elapsed = time.perf_counter() - t0
+    names = list(lensmodel.PARAMETER_NAMES)
+    ix, iy, it = names.index("center_x"), names.index("center_y"), names.index("theta_E")
+    sq = (mean[:, ix] - truth[:, ix]) ** 2 + (mean[:, iy] - truth[:, iy]) ** 2
+    frac = np.abs(mean[:, it] / truth[:, it] - 1)
+
+    print(f"model {estimator.name} on {n} lenses of {args.data}, {args.symmetries} symmetries "
+          f"({elapsed:.0f} s)")
+    header = ("lens light", "N", "centre RMS x, y (arcsec)", "share of error",
+              "theta_E med. err")
+    print(f"{header[0]:24s} {header[1]:>5s} {header[2]:>24s} {header[3]:>15s} {header[4]:>17s}")
+    rows = [("all", np.ones(n, bool))]
+    rows += [(label, (ratio >= lo) & (ratio <= hi) if hi == 0 else (ratio >= lo) & (ratio < hi))
+             for label, lo, hi in CLASSES]
+    for label, sel in rows:
+        if not sel.any():
+            continue
+        rx = np.sqrt(np.mean((mean[sel, ix] - truth[sel, ix]) ** 2))
+        ry = np.sqrt(np.mean((mean[sel, iy] - truth[sel, iy]) ** 2))
+        share = sq[sel].sum() / sq.sum()
+        print(f"{label:24s} {sel.sum():5d} {rx:14.4f} {ry:9.4f} {share:15.0%} "
+              f"{np.median(frac[sel]):16.2%}")
+
+
+if __name__ == "__main__":
+    main()
