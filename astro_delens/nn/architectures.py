@@ -127,7 +127,7 @@ def resolve_config(kind: str, config: dict | None) -> dict:
         if int(full["keypoints"]) < 0:
             raise ValueError(f"config: 'keypoints' must be >= 0, got {full['keypoints']!r}")
         n_stages = len(full["widths"])
-        if not -n_stages <= int(full["keypoints_stage"]) < n_stages:
+        if full["keypoints"] and not -n_stages <= int(full["keypoints_stage"]) < n_stages:
             raise ValueError(f"config: 'keypoints_stage' must index one of the {n_stages} "
                              f"stages, got {full['keypoints_stage']!r}")
     else:
