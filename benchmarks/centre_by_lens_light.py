@@ -24,10 +24,6 @@ import time
 import h5py
 import numpy as np
 
-#: Classes of lens light / arc flux: (label, lower bound, upper bound).
-CLASSES = (("none", 0.0, 0.0), ("fainter than the arcs", 1e-12, 1.0),
-           ("1-5 x the arcs", 1.0, 5.0), ("over 5 x the arcs", 5.0, np.inf))
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,7 +44,7 @@ def main(argv=None):
         ratio = f["lens_light_ratio"][:n]
         t0 = time.perf_counter()
         mean = np.concatenate([
-            estimator.predict(f["image"][i:i + 250], f["noise_map"][i:i + 250],
+            estimator.predict(f["image"][i:min(i + 250, n)], f["noise_map"][i:min(i + 250, n)],
                               symmetries=args.symmetries)[0]
             for i in range(0, n, 250)])
     elapsed = time.perf_counter() - t0
@@ -62,10 +58,10 @@ def main(argv=None):
     header = ("lens light", "N", "centre RMS x, y (arcsec)", "share of error",
               "theta_E med. err")
     print(f"{header[0]:24s} {header[1]:>5s} {header[2]:>24s} {header[3]:>15s} {header[4]:>17s}")
-    rows = [("all", np.ones(n, bool))]
-    rows += [(label, (ratio >= lo) & (ratio <= hi) if hi == 0 else (ratio >= lo) & (ratio < hi))
-             for label, lo, hi in CLASSES]
-    for label, sel in rows:
+    classes = {"all": np.ones(n, bool), "none": ratio == 0,
+               "fainter than the arcs": (ratio > 0) & (ratio < 1),
+               "1-5 x the arcs": (ratio >= 1) & (ratio < 5), "over 5 x the arcs": ratio >= 5}
+    for label, sel in classes.items():
         if not sel.any():
             continue
         rx = np.sqrt(np.mean((mean[sel, ix] - truth[sel, ix]) ** 2))
