@@ -192,6 +192,43 @@ def test_batches_are_deterministic_and_augmented_consistently(toy):
         m.close()
 
 
+def test_lens_light_removal_leaves_arcs_and_noise(toy, tmp_path):
+    import shutil
+
+    import h5py
+
+    from astro_delens.nn import normalization as norm
+    from astro_delens.training.train import BatchMaker, train_model
+
+    path = shutil.copy(toy["train"], tmp_path / "with_light.h5")
+    j, i = np.mgrid[0:NPIX, 0:NPIX]
+    blob = np.exp(-0.5 * ((i - NPIX / 2) ** 2 + (j - NPIX / 2) ** 2) / 3.0 ** 2)
+    with h5py.File(path, "a") as f:
+        light = (blob[None] * np.linspace(1, 5, 64)[:, None, None]).astype(np.float32)
+        f["image"][...] = f["image"][...] + light
+        f.create_dataset("lens_light", data=light)
+        image, noise = f["image"][:8], f["noise_map"][:8]
+    stats = {"mean": [0.0] * 8, "std": [1.0] * 8}
+    makers = [BatchMaker(path, "estimator", 64, 8, stats, lens_light_removal=p, seed=3)
+              for p in (0.0, 1.0, 0.5)]
+    (kept, _), (removed, _), (mixed, _) = (m.get(0) for m in makers)
+    np.testing.assert_allclose(kept, norm.normalize_inputs(image, noise)[0], rtol=1e-6)
+    np.testing.assert_allclose(removed, norm.normalize_inputs(image - light[:8], noise)[0],
+                               rtol=1e-5, atol=1e-6)
+    same_as_kept = [np.array_equal(mixed[k], kept[k]) for k in range(8)]
+    same_as_removed = [np.allclose(mixed[k], removed[k], atol=1e-6) for k in range(8)]
+    assert any(same_as_kept) and any(same_as_removed)
+    assert all(a != b for a, b in zip(same_as_kept, same_as_removed))
+    for m in makers:
+        m.close()
+    with pytest.raises(ValueError, match="lens_light_removal must be a probability"):
+        train_model("estimator", path, toy["val"], tmp_path / "a", epochs=1,
+                    config={"lens_light_removal": 1.5})
+    with pytest.raises(ValueError, match="no 'lens_light' field"):
+        train_model("estimator", toy["train"], toy["val"], tmp_path / "b", epochs=1,
+                    config={"lens_light_removal": 0.3})
+
+
 def test_resume_after_interruption(toy):
     from astro_delens.training.train import train_model
 

@@ -70,6 +70,7 @@ STATE_DIR = ".training"
 TRAINING_DEFAULTS = {
     "loss": {},  # estimator: {"beta": 0.5}; reconstructor: {"alpha": 0.1, "relative": true}
     "mask_probability": None,  # None: 0.1 for presets with noise, else 0
+    "lens_light_removal": 0.0,  # probability of training on a lens without its light
     "weight_decay": 1e-4,
     "global_clipnorm": 5.0,
     "warmup_epochs": 1,
@@ -238,11 +239,18 @@ class BatchMaker:
         Parameter statistics (estimator).
     augment, shuffle, drop_remainder : bool
     mask_probability : float
+        Probability of a random mask (`astro_delens.nn.augment.random_masks`).
+    lens_light_removal : float
+        Probability of subtracting a lens's noiseless light (the file's
+        ``lens_light``) from its image. What is left, arcs and noise, is
+        exactly the image of the same lens without light (the noise map stays
+        right), so the network sees more lenses whose centre it must read from
+        the arcs alone.
     seed : int
     """
 
     def __init__(self, path, kind, n, batch_size, stats=None, augment=False, shuffle=False,
-                 drop_remainder=False, mask_probability=0.0, seed=0):
+                 drop_remainder=False, mask_probability=0.0, lens_light_removal=0.0, seed=0):
         self.path = str(path)
         self.kind = kind
         self.n = int(n)
@@ -252,6 +260,7 @@ class BatchMaker:
         self.shuffle = shuffle
         self.drop_remainder = drop_remainder and self.n >= self.batch_size
         self.mask_probability = float(mask_probability)
+        self.lens_light_removal = float(lens_light_removal)
         self.seed = int(seed)
         self.epoch = 0
         self._file = None
@@ -298,6 +307,9 @@ class BatchMaker:
         target = f["params"][sel] if self.kind == "estimator" else f["source"][sel]
         rng = np.random.default_rng([self.seed, 2, epoch, b])
         masks = random_masks(rng, len(sel), image.shape[-1], self.mask_probability)
+        if self.lens_light_removal > 0:
+            dark = rng.random(len(sel)) < self.lens_light_removal
+            image[dark] -= f["lens_light"][sel][dark]
         if self.augment:
             if self.kind == "estimator":
                 (image, noise, masks), target = augment_batch(rng, [image, noise, masks], target)
@@ -488,6 +500,20 @@ def _split_config(kind, config):
     return config, training
 
 
+def _check_lens_light_removal(probability, train_path):
+    """Refuse a ``lens_light_removal`` that is not a probability or that the data cannot serve."""
+    import h5py
+
+    if not (isinstance(probability, (int, float)) and 0 <= probability <= 1):
+        raise ValueError(f"config: lens_light_removal must be a probability in [0, 1], got "
+                         f"{probability!r}")
+    if probability > 0:
+        with h5py.File(train_path, "r") as f:
+            if "lens_light" not in f:
+                raise ValueError(f"config: lens_light_removal needs the lens light of every "
+                                 f"training lens, and {train_path} has no 'lens_light' field")
+
+
 def _hardware():
     import keras
 
@@ -530,7 +556,9 @@ def _card_stub(cfg) -> str:
         f"* epochs: {t['epochs_run']} (best {t['best_epoch']}, validation loss "
         f"{t['best_val_loss']:.4g}); batch size {t['batch_size']}; seed {t['seed']}",
         f"* augmentation: {'8 grid symmetries' if t['augment'] else 'none'}; random masks "
-        f"with probability {t['mask_probability']}",
+        f"with probability {t['mask_probability']}"
+        + (f"; lens light removed with probability {t['lens_light_removal']}"
+           if t.get("lens_light_removal") else ""),
     ]
     init = t.get("initialised_from")
     if init:
@@ -576,8 +604,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     config : dict, optional
         Architecture hyperparameters (see `astro_delens.nn.architectures`) and
         optionally training ones (`TRAINING_DEFAULTS`: ``loss``,
-        ``mask_probability``, ``weight_decay``, ``global_clipnorm``,
-        ``warmup_epochs``).
+        ``mask_probability``, ``lens_light_removal`` (see `BatchMaker`),
+        ``weight_decay``, ``global_clipnorm``, ``warmup_epochs``).
     epochs, batch_size, lr, seed, patience : int, int, float, int, int
         Maximum epochs, batch size, peak learning rate, random seed, and the
         early-stopping patience (epochs without a better validation loss).
@@ -654,6 +682,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     if mask_p is None:
         mask_p = 0.1 if preset.noise else 0.0
     training["mask_probability"] = float(mask_p)
+    _check_lens_light_removal(training["lens_light_removal"], info_train["path"])
     stats, stats_source = _param_stats(preset, info_train["path"], n_train)
     if init_cfg is not None:
         stats = init_cfg["normalization"]["params"]
@@ -667,7 +696,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
             prev = json.loads(prev_cfg.read_text())
             same = (prev.get("kind") == kind
                     and resolve_config(kind, prev.get("architecture")) == arch
-                    and prev.get("training_setup") == training)
+                    and {**TRAINING_DEFAULTS, **prev.get("training_setup", {})} == training)
             if not same:
                 raise ValueError(f"out: {out} holds an interrupted run of a different "
                                  "configuration; use another directory or --overwrite")
@@ -710,7 +739,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
             + (f"; new layers {', '.join(new_layers)}" if new_layers else ""))
     train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
                              shuffle=True, drop_remainder=True, mask_probability=mask_p,
-                             seed=seed)
+                             lens_light_removal=training["lens_light_removal"], seed=seed)
     val_maker = BatchMaker(info_val["path"], kind, n_val, batch_size, stats, seed=seed)
     train_ds = _make_pydataset(train_maker)
     val_ds = _make_pydataset(val_maker)
@@ -799,6 +828,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         "optimizer": "AdamW",
         "augment": bool(augment),
         "mask_probability": float(mask_p),
+        "lens_light_removal": float(training["lens_light_removal"]),
         "seed": int(seed),
         "resumed": bool(resume),
         "wall_time_s": round(wall, 1),
