@@ -13,7 +13,9 @@ interrupted, running the same command again resumes it.
 hyperparameters, e.g. '{"widths": [32, 64, 128, 192]}' (estimator) or
 '{"base_width": 24}' (reconstructor), and optionally training ones: "loss"
 ({"beta": 0.5} for the estimator, {"alpha": 0.1} for the reconstructor),
-"mask_probability", "weight_decay", "global_clipnorm", "warmup_epochs".
+"mask_probability", "lens_light_removal" (the probability of training on a
+lens with its light subtracted), "weight_decay", "global_clipnorm",
+"warmup_epochs".
 The word "tiny" selects a tiny network, for smoke tests.
 
 examples:
