@@ -125,6 +125,21 @@ def main(argv=None):
         for label, k in (("real galaxies", 0), ("procedural (same lenses)", 1)):
             mean, std, corr = measure(est, rec, [pair[k] for pair in pairs], preset.pixel_scale)
             report(label, mean, std, truth, corr, lensmodel.PARAMETER_NAMES)
+            report_by_catalog(mean, std, truth,
+                              [str(c.relative_to(args.galaxies)) for c in catalogs])
+
+
+def report_by_catalog(mean, std, truth, catalog_names):
+    """theta_E's figures for the lenses of each catalog (lens k has catalog k mod the number)."""
+    err = mean[:, 0] - truth[:, 0]
+    which = np.arange(len(truth)) % len(catalog_names)
+    for c, name in enumerate(catalog_names):
+        sel = which == c
+        frac = np.median(np.abs(err[sel]) / truth[sel, 0])
+        in68 = np.mean(np.abs(err[sel]) <= std[sel, 0])
+        in95 = np.mean(np.abs(err[sel]) <= 1.96 * std[sel, 0])
+        print(f"    theta_E, sources from {name} ({sel.sum()} lenses): median |frac err| "
+              f"{frac:.3f}, within 68% / 95% intervals {in68:.2f} / {in95:.2f}")
 
 
 if __name__ == "__main__":
