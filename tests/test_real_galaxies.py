@@ -15,7 +15,8 @@ from astropy.io import fits
 
 from astro_delens.training.dataset import generate_dataset, open_dataset, split_indices
 from astro_delens.training.real_galaxies import (
-    RealGalaxySource, RealGalaxyWarning, find_catalog_file, load_source_catalog,
+    RealGalaxySource, RealGalaxyWarning, clean_stamp, dominating_gaussian_fwhm, find_catalog_file,
+    load_source_catalog,
 )
 
 
@@ -63,17 +64,60 @@ def sigma_of(profile):
     return image.FindAdaptiveMom().moments_sigma * SCALE / 2
 
 
-def test_profile_is_the_deconvolved_galaxy(tmp_path):
-    source = RealGalaxySource(write_catalog(tmp_path / "cat"))
+def test_profile_is_the_cleaned_galaxy_deconvolved_on_request(tmp_path):
+    catalog = write_catalog(tmp_path / "cat")
+    source = RealGalaxySource(catalog, deconvolve="auto")
     assert len(source) == 3 and source.deconvolve is True
     assert source.ids == ["cosmos:11", "cosmos:12", "cosmos:13"]
     assert source.source_id(1) == "cosmos:12" and source.split_key(1) == "cosmos:12"
     profile = source.profile(1, np.random.default_rng(0), flux=2.5)
     assert profile.flux == pytest.approx(2.5)
-    # deconvolving the PSF gives back the galaxy's own size (the pixel blurs a little)
-    reference = galsim.Convolve(profile, galsim.Gaussian(sigma=0.05))
-    expected = np.hypot(np.hypot(GAL_SIGMA, 0.05), SCALE / np.sqrt(12))
-    assert sigma_of(reference) == pytest.approx(expected, rel=0.03)
+    # deconvolved, the galaxy is seen through the narrowest round Gaussian that does not
+    # amplify any frequency: for a Gaussian PSF, that PSF (the stamp's pixel blurs a little)
+    pixel = SCALE / np.sqrt(12)
+    seen = np.hypot(np.hypot(GAL_SIGMA, PSF_SIGMA), pixel)
+    assert sigma_of(profile) == pytest.approx(seen, rel=0.03)
+    # by default the stamp is used as observed: the same size here
+    observed = RealGalaxySource(catalog)
+    assert observed.deconvolve is False
+    assert sigma_of(observed.profile(1, 0)) == pytest.approx(seen, rel=0.03)
+    # the bare deconvolution gives back the galaxy's own size
+    bare = RealGalaxySource(catalog, deconvolve=True, resolution=None, clean=False)
+    reference = galsim.Convolve(bare.profile(1, 0), galsim.Gaussian(sigma=0.05))
+    assert sigma_of(reference) == pytest.approx(np.hypot(np.hypot(GAL_SIGMA, 0.05), pixel),
+                                                rel=0.03)
+    sharp = RealGalaxySource(catalog, deconvolve=True, resolution=0.1).profile(1, 0)
+    assert sigma_of(sharp) == pytest.approx(
+        np.hypot(np.hypot(GAL_SIGMA, 0.1 / 2.3548), pixel), rel=0.03)
+    with pytest.raises(ValueError, match="^resolution:"):
+        RealGalaxySource(catalog, resolution=-1.0)
+
+
+def test_dominating_gaussian_of_a_psf():
+    gaussian = galsim.Gaussian(fwhm=0.1).drawImage(nx=41, ny=41, scale=0.03, method="no_pixel")
+    assert dominating_gaussian_fwhm(gaussian) == pytest.approx(0.1, rel=0.03)
+    # an Airy pattern's transfer function falls below that of the Gaussian of its FWHM
+    airy = galsim.Airy(lam_over_diam=0.08, obscuration=0.3).drawImage(nx=81, ny=81, scale=0.01,
+                                                                    method="no_pixel")
+    assert dominating_gaussian_fwhm(airy) > 1.2 * airy.calculateFWHM()
+
+
+def test_clean_stamp_keeps_only_the_central_galaxy():
+    rng = np.random.default_rng(4)
+    galaxy = galsim.Exponential(half_light_radius=0.2, flux=30.0)
+    neighbour = galsim.Gaussian(sigma=0.1, flux=20.0).shift(0.9, 0.7)
+    noiseless = (galaxy + neighbour).drawImage(nx=80, ny=80, scale=SCALE).array
+    stamp = noiseless + 0.3 + rng.normal(0.0, 0.02, noiseless.shape)
+    clean = clean_stamp(stamp)
+    only_galaxy = galaxy.drawImage(nx=80, ny=80, scale=SCALE).array
+    # the sky is gone, the neighbour too, and the galaxy keeps all but its faintest outskirts
+    assert 0.9 < clean.sum() / only_galaxy.sum() < 1.0
+    neighbour_pixels = neighbour.drawImage(nx=80, ny=80, scale=SCALE).array > 0.05
+    assert not clean[neighbour_pixels].any()
+    assert (clean == 0).mean() > 0.5
+    # pure noise keeps its pixels, sky subtracted
+    flat = rng.normal(1.0, 0.01, (40, 40))
+    assert abs(clean_stamp(flat).mean()) < 0.01
 
 
 def test_rotation_is_reproducible_and_dilation_scales(tmp_path):
@@ -104,7 +148,7 @@ def test_folder_and_repeated_galaxies(tmp_path):
 def test_missing_psf_files(tmp_path):
     path = write_catalog(tmp_path / "cat", psf=False)
     with pytest.warns(RealGalaxyWarning, match="without deconvolving"):
-        source = RealGalaxySource(path)
+        source = RealGalaxySource(path, deconvolve="auto")
     assert source.deconvolve is False
     assert source.profile(0, 0).flux == pytest.approx(1.0)
     with pytest.raises(ValueError, match="^source_catalog: PSF file"):
@@ -153,7 +197,7 @@ def test_dataset_from_a_catalog_uses_only_its_split(tmp_path):
     ("aegis_galsim/AEGIS_F814w_catalog.fits", 5, "aegis_f814w"),
 ])
 def test_real_catalogs_with_psfs(catalog, n, prefix):
-    source = RealGalaxySource(GALAXIES / catalog)
+    source = RealGalaxySource(GALAXIES / catalog, deconvolve="auto")
     assert len(source) == n and source.deconvolve is True
     assert all(i.startswith(prefix + ":") for i in source.ids)
     for index in range(n):
@@ -166,7 +210,7 @@ def test_real_catalogs_with_psfs(catalog, n, prefix):
 @needs_shared
 def test_cosmos_sample_without_psf_files():
     with pytest.warns(RealGalaxyWarning):
-        source = RealGalaxySource(GALAXIES / "cosmos_paltas")
+        source = RealGalaxySource(GALAXIES / "cosmos_paltas", deconvolve="auto")
     assert len(source) == 10 and source.source_id(0) == "cosmos:141190"
     parts = [set(split_indices(source, s)) for s in ("train", "val", "test")]
     assert sum(map(len, parts)) == 10 and len(set().union(*parts)) == 10

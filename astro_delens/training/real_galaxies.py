@@ -11,14 +11,26 @@ provider for `astro_delens.training.simulate.LensSimulator`::
     profile = provider.profile(index, rng, flux=1.0)   # a galsim.GSObject
     provider.source_id(index)                          # "cosmos:<IDENT>"
 
-As GalSim's `galsim.RealGalaxy` does, each stamp becomes an
-`galsim.InterpolatedImage` convolved with the *deconvolution* of the HST PSF
-stored with it, so the profile is the galaxy before the HST PSF. Such a profile
-must be convolved with a PSF at least as broad as the original one (HST
-F814W, FWHM about 0.1") before it is drawn, or the amplified noise of the
-stamp shows. When a catalog's PSF files are missing, ``deconvolve="auto"``
-falls back to the observed stamps (an extra blur of the HST PSF) with a
-`RealGalaxyWarning`.
+A stamp holds the galaxy, its neighbours and the noise of the HST image.
+Lensing magnifies all of it, and noise at a per cent of the galaxy's peak,
+spread over the whole stamp, becomes arcs of noise in a simulated image of
+high signal-to-noise. So each stamp is first *cleaned* (``clean=True``): the
+sky level (sigma-clipped median) is subtracted and every pixel outside the
+galaxy's own segment (`clean_stamp`: `photutils.segmentation.detect_sources`
+at 2 sigma of the noise of the stamp smoothed by a 1-pixel Gaussian; the
+segment that covers or lies nearest the centre, grown by 2 pixels) is set to
+zero, which also removes the neighbours.
+
+The cleaned stamp is lensed as observed, through the HST PSF (about 0.1" FWHM
+in F814W), as lens simulators usually use such stamps. With ``deconvolve``,
+it is instead deconvolved by the HST PSF stored with it, as
+`galsim.RealGalaxy` does, and seen through a round Gaussian PSF of
+``resolution`` arcsec FWHM. A deconvolved stamp has amplified noise at high
+spatial frequencies, which must not be drawn (GalSim's rule: the new PSF must
+be broader than the original at every frequency), so by default the Gaussian
+is the narrowest one whose transfer function stays under the HST PSF's at
+every spatial frequency: a rounder but blurrier source (about 0.18" FWHM for
+the AEGIS F814W PSFs) than the observed stamp.
 
 Which galaxies belong to the training, validation and test splits is decided
 in `astro_delens.training.dataset` (`~astro_delens.training.dataset.assign_split`)
@@ -34,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RealGalaxySource", "RealGalaxyWarning", "find_catalog_file", "load_source_catalog"]
+__all__ = ["RealGalaxySource", "RealGalaxyWarning", "clean_stamp", "dominating_gaussian_fwhm",
+           "find_catalog_file", "load_source_catalog"]
 
 #: Catalog columns that every RealGalaxyCatalog must have.
 REQUIRED_COLUMNS = ("IDENT", "GAL_FILENAME", "GAL_HDU", "PIXEL_SCALE")
@@ -124,10 +137,22 @@ class RealGalaxySource:
         holding it; the stamp files are looked for next to it (or in ``image_dir``).
     image_dir : str or path-like, optional
         Folder of the stamp and PSF files, if not that of the catalog.
-    deconvolve : {"auto", True, False}
-        Deconvolve each stamp by its HST PSF as `galsim.RealGalaxy` does. ``"auto"``
-        does so when the PSF files are present and otherwise uses the observed
-        stamps with a `RealGalaxyWarning`; ``True`` requires the PSF files.
+    deconvolve : {False, "auto", True}
+        Deconvolve each stamp by its HST PSF as `galsim.RealGalaxy` does, and
+        convolve it with the round Gaussian of ``resolution``. ``"auto"`` does
+        so when the PSF files are present and otherwise uses the observed stamps
+        with a `RealGalaxyWarning`; ``True`` requires the PSF files. Default:
+        the observed stamps.
+    resolution : float, "psf" or None
+        FWHM in arcsec of the round Gaussian PSF a deconvolved stamp is seen
+        through; ``"psf"`` (default): the narrowest that does not amplify any
+        spatial frequency of the stamp (`dominating_gaussian_fwhm`). ``None``
+        gives the bare deconvolved profile, which must then be convolved with a
+        PSF broader than the HST one before it is drawn, or its amplified noise
+        shows.
+    clean : bool
+        Keep only the galaxy's own segment of each stamp, sky subtracted (see
+        above). False lenses the stamp as it is, noise and neighbours included.
     id_prefix : str, optional
         Prefix of the source identifiers (default ``"cosmos"`` for COSMOS catalogs,
         otherwise the catalog's file name).
@@ -141,10 +166,17 @@ class RealGalaxySource:
         the message names ``source_catalog``.
     """
 
-    def __init__(self, source_catalog, image_dir=None, deconvolve="auto", id_prefix=None,
-                 cache_size=128):
+    def __init__(self, source_catalog, image_dir=None, deconvolve=False, id_prefix=None,
+                 cache_size=128, resolution="psf", clean=True):
         if deconvolve not in ("auto", True, False):
             raise ValueError(f"deconvolve: expected 'auto', True or False, got {deconvolve!r}")
+        if not (resolution is None or (isinstance(resolution, str) and resolution == "psf")
+                or (isinstance(resolution, (int, float)) and np.isfinite(resolution)
+                    and resolution > 0)):
+            raise ValueError(f"resolution: expected a FWHM in arcsec > 0, 'psf' or None, "
+                             f"got {resolution!r}")
+        self.resolution = resolution
+        self.clean = bool(clean)
         self.catalog_file = find_catalog_file(source_catalog)
         self.image_dir = Path(image_dir) if image_dir is not None else self.catalog_file.parent
         table, columns = _read_table(self.catalog_file)
@@ -210,7 +242,8 @@ class RealGalaxySource:
 
     def __repr__(self) -> str:
         return (f"RealGalaxySource({str(self.catalog_file)!r}, n={len(self)}, "
-                f"deconvolve={self.deconvolve})")
+                f"deconvolve={self.deconvolve}, resolution={self.resolution!r}, "
+                f"clean={self.clean})")
 
     @property
     def ids(self) -> list[str]:
@@ -265,14 +298,22 @@ class RealGalaxySource:
 
         cat = self.catalog
         image = cat.getGalImage(index)
+        if self.clean:
+            image = galsim.Image(clean_stamp(image.array), scale=image.scale)
         if not self.deconvolve:
             return galsim.InterpolatedImage(image, pad_factor=4)
-        psf = galsim.InterpolatedImage(cat.getPSFImage(index), flux=1.0)
+        psf_image = cat.getPSFImage(index)
+        psf = galsim.InterpolatedImage(psf_image, flux=1.0)
         # As galsim.RealGalaxy: the PSF's stepk/maxk bound those of the galaxy, so that
         # faint galaxies do not get a spuriously small image in Fourier space.
         gal = galsim.InterpolatedImage(image, pad_factor=4, calculate_stepk=psf.stepk,
                                        calculate_maxk=psf.maxk)
-        return galsim.Convolve([gal, galsim.Deconvolve(psf)])
+        parts = [gal, galsim.Deconvolve(psf)]
+        if self.resolution is not None:
+            fwhm = (dominating_gaussian_fwhm(psf_image) if self.resolution == "psf"
+                    else float(self.resolution))
+            parts.append(galsim.Gaussian(fwhm=fwhm))
+        return galsim.Convolve(parts)
 
     def pixel_scale(self, index: int) -> float:
         """Pixel scale (arcsec) of the stamp of galaxy ``index``."""
@@ -298,8 +339,9 @@ class RealGalaxySource:
         Returns
         -------
         galsim.GSObject
-            The galaxy centred as on its stamp, deconvolved by the HST PSF (see
-            `RealGalaxySource`), with total flux ``flux``.
+            The galaxy centred as on its stamp, cleaned and seen through the
+            round PSF of ``resolution`` (see `RealGalaxySource`), with total
+            flux ``flux``.
         """
         import galsim
 
@@ -315,6 +357,70 @@ class RealGalaxySource:
             rng = np.random.default_rng(rng)
             prof = prof.rotate(float(rng.uniform(0.0, 360.0)) * galsim.degrees)
         return prof
+
+
+def dominating_gaussian_fwhm(psf_image, floor=1e-3):
+    """FWHM (arcsec) of the narrowest round Gaussian whose transfer function is below the PSF's.
+
+    A stamp deconvolved by ``psf_image`` (a `galsim.Image` with a scale) and
+    convolved with this Gaussian has no spatial frequency amplified, wherever
+    the PSF's transfer function (the modulus of its Fourier transform, unit at
+    zero frequency) is at least ``floor``; beyond, GalSim's own maxk of the
+    PSF cuts the deconvolution off.
+    """
+    psf = np.asarray(psf_image.array, dtype=float)
+    psf = psf / psf.sum()
+    n = 4 * max(psf.shape)  # zero padding: a fine grid of frequencies
+    mtf = np.abs(np.fft.fft2(psf, s=(n, n)))
+    freq = np.fft.fftfreq(n, d=float(psf_image.scale))
+    k = np.hypot(*np.meshgrid(freq, freq))
+    use = (mtf >= floor) & (k > 0)
+    # exp(-2 pi^2 sigma^2 k^2) <= mtf(k) for every such k
+    sigma2 = np.max(-np.log(np.minimum(mtf[use], 1.0)) / (2.0 * np.pi ** 2 * k[use] ** 2))
+    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(sigma2))
+
+
+def clean_stamp(stamp, n_sigma=2.0, grow=2):
+    """The galaxy at the centre of ``stamp``, sky subtracted, with every other pixel zero.
+
+    The stamp is smoothed by a Gaussian of 1 pixel; sources are the groups of
+    at least 5 connected pixels of the smoothed stamp above ``n_sigma`` times
+    its noise (`photutils.segmentation.detect_sources`). The sky level and the
+    noise (of the smoothed stamp, so that the correlated noise of drizzled
+    images is measured as it is) are sigma-clipped statistics of the pixels
+    away from the sources, found once with the statistics of the whole stamp.
+    The galaxy is the source covering the centre, or else the nearest to it,
+    grown by ``grow`` pixels. A stamp without any source is returned sky
+    subtracted only.
+    """
+    from astropy.convolution import Gaussian2DKernel, convolve
+    from astropy.stats import sigma_clipped_stats
+    from photutils.segmentation import detect_sources
+    from photutils.utils import circular_footprint
+    from scipy.ndimage import binary_dilation
+
+    data = np.asarray(stamp, dtype=float)
+    smooth = convolve(data, Gaussian2DKernel(1.0), boundary="extend")
+    away = np.ones(data.shape, dtype=bool)
+    for _ in range(2):
+        _, sky, _ = sigma_clipped_stats(data[away], sigma=3.0, maxiters=10)
+        _, smooth_sky, smooth_noise = sigma_clipped_stats(smooth[away], sigma=3.0, maxiters=10)
+        if not smooth_noise > 0:
+            return data - sky
+        segments = detect_sources(smooth - smooth_sky, n_sigma * smooth_noise, 5)
+        if segments is None:
+            return data - sky
+        labels = segments.data
+        grown = binary_dilation(labels > 0, structure=circular_footprint(5).astype(bool))
+        if (~grown).sum() < 50:
+            break
+        away = ~grown
+    ny, nx = labels.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    distance = np.hypot(yy - (ny - 1) / 2, xx - (nx - 1) / 2)
+    nearest = labels[labels > 0][np.argmin(distance[labels > 0])]
+    keep = binary_dilation(labels == nearest, structure=circular_footprint(grow).astype(bool))
+    return np.where(keep, data - sky, 0.0)
 
 
 def load_source_catalog(source_catalog, **kwargs):
