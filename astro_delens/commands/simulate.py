@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--source-catalog", metavar="PATH", default=None,
         help="lens real galaxies from a GalSim RealGalaxyCatalog (e.g. the COSMOS 23.5 "
              "sample: real_galaxy_catalog_23.5.fits, or the folder holding it) instead of "
-             "procedural sources; the catalog is split 80/10/10 per cent between "
+             "procedural sources (each stamp cleaned to its galaxy's own segment and "
+             "lensed as observed); the catalog is split 80/10/10 per cent between "
              "train/val/test by galaxy")
     parser.add_argument(
         "--psf-file", dest="psf_files", action="append", metavar="PATH[:SCALE]", default=None,
