@@ -5,6 +5,7 @@ COSMOS / AEGIS catalogs of ../shared/data/galaxies (evaluation-only data, never
 copied into the repository) are used when present.
 """
 
+import json
 import pickle
 from pathlib import Path
 
@@ -187,6 +188,8 @@ def test_dataset_from_a_catalog_uses_only_its_split(tmp_path):
     with open_dataset(out) as data:
         ids = data.read(slice(None), ["source_id", "source_kind"])
         assert data.attrs["source_catalog"] == str(path.resolve())
+        assert json.loads(data.attrs["source_processing"]) == {
+            "clean": True, "deconvolve": False, "resolution": "psf"}
     assert set(ids["source_id"]) <= allowed and set(ids["source_kind"]) == {"real"}
 
 

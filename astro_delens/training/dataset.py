@@ -21,7 +21,10 @@ sample_seed                         (N,)                       int64
 
 File attributes: ``preset``, ``preset_json``, ``split``, ``seed``, ``n``,
 ``package_version``, ``created``, ``command``, ``parameter_names`` (JSON),
-``complete``, plus ``n_written``, ``source_catalog`` and ``psf_files`` (JSON).
+``complete``, plus ``n_written``, ``source_catalog`` and ``psf_files`` (JSON),
+and for real-galaxy sources ``source_processing`` (JSON: how the stamps were
+cleaned and deconvolved, `RealGalaxySource.settings
+<astro_delens.training.real_galaxies.RealGalaxySource.settings>`).
 
 Reproducibility
 ---------------
@@ -347,7 +350,7 @@ def _identity(preset, seed, split, n, source_catalog, psf_files):
         catalog_file = getattr(source_catalog, "catalog_file", None)
         catalog = (str(Path(catalog_file).resolve()) if catalog_file is not None
                    else type(source_catalog).__name__)
-    return {
+    identity = {
         "preset": preset.name,
         "preset_json": json.dumps(preset.to_dict(), sort_keys=True),
         "split": split,
@@ -356,6 +359,10 @@ def _identity(preset, seed, split, n, source_catalog, psf_files):
         "source_catalog": catalog,
         "psf_files": json.dumps([str(p) for p in (psf_files or [])]),
     }
+    settings = getattr(source_catalog, "settings", None)
+    if settings is not None:
+        identity["source_processing"] = json.dumps(settings, sort_keys=True)
+    return identity
 
 
 def _attr(value):

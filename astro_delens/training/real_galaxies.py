@@ -269,6 +269,12 @@ class RealGalaxySource:
         return i
 
     @property
+    def settings(self) -> dict:
+        """How the stamps are turned into sources: ``clean``, ``deconvolve``, ``resolution``."""
+        return {"clean": self.clean, "deconvolve": bool(self.deconvolve),
+                "resolution": self.resolution}
+
+    @property
     def catalog(self):
         """The underlying `galsim.RealGalaxyCatalog` (opened lazily, once per process)."""
         if self._catalog is None:
