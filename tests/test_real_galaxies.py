@@ -65,7 +65,7 @@ def sigma_of(profile):
     return image.FindAdaptiveMom().moments_sigma * SCALE / 2
 
 
-def test_profile_is_the_cleaned_galaxy_deconvolved_on_request(tmp_path):
+def test_profile_is_the_observed_galaxy_or_deconvolved_on_request(tmp_path):
     catalog = write_catalog(tmp_path / "cat")
     source = RealGalaxySource(catalog, deconvolve="auto")
     assert len(source) == 3 and source.deconvolve is True

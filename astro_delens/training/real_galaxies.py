@@ -345,9 +345,10 @@ class RealGalaxySource:
         Returns
         -------
         galsim.GSObject
-            The galaxy centred as on its stamp, cleaned and seen through the
-            round PSF of ``resolution`` (see `RealGalaxySource`), with total
-            flux ``flux``.
+            The galaxy centred as on its stamp (cleaned unless ``clean`` is
+            False), as observed or, with ``deconvolve``, seen through the round
+            PSF of ``resolution`` (see `RealGalaxySource`), with total flux
+            ``flux``.
         """
         import galsim
 

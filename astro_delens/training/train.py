@@ -309,7 +309,8 @@ class BatchMaker:
         masks = random_masks(rng, len(sel), image.shape[-1], self.mask_probability)
         if self.lens_light_removal > 0:
             dark = rng.random(len(sel)) < self.lens_light_removal
-            image[dark] -= f["lens_light"][sel][dark]
+            if dark.any():
+                image[dark] -= f["lens_light"][sel[dark]]
         if self.augment:
             if self.kind == "estimator":
                 (image, noise, masks), target = augment_batch(rng, [image, noise, masks], target)
