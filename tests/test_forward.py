@@ -200,6 +200,21 @@ def test_refine_improves_a_perturbed_start(survey_lens):
     assert np.all((res.params >= res.lower - 1e-9) & (res.params <= res.upper + 1e-9))
 
 
+def test_refine_without_lens_light(survey_lens):
+    s = survey_lens
+    p = s["params"]
+    arcs_only = s["image"] - s["lens_light"]  # the noiseless light taken away, the noise kept
+    std = np.array([0.04 * p[0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])
+    start = p + np.array([1.5, -0.5, 1.0, -1.0, 1.0, -1.0, 0.5, 0.5]) * std
+    res = refine(arcs_only, s["noise_map"], start, std, PRESET.pixel_scale, psf=s["psf"],
+                 lens_light=None, n_particles=8, n_iterations=5, polish_iterations=5, seed=3,
+                 supersampling=1, uncertainties=False)
+    assert res.settings["lens_light"] is None
+    assert not np.any(res.lens_light_model)
+    assert abs(res.params[0] - p[0]) < 0.3 * abs(start[0] - p[0])
+    assert res.reduced_chi2 < min(1.5, res.start_reduced_chi2)
+
+
 def test_refine_polishes_with_a_higher_order_than_the_swarm(survey_lens):
     s = survey_lens
     std = np.array([0.04 * s["params"][0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])

@@ -508,6 +508,8 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         "lens_model": [kwargs_lens_init, lens_sigma, [{}, {}], lens_lower, lens_upper],
         "source_model": _source_params(source_model, n_swarm, beta0, inv.center, d, std),
     }
+    # lenstronomy's FittingSequence needs the lens-light entry even when it is empty
+    kwargs_params["lens_light_model"] = [[], [], [], [], []]
     ll_list = []
     if lens_light is not None:
         ll_list = ["SERSIC_ELLIPSE" if lens_light == "sersic" else "MULTI_GAUSSIAN_ELLIPSE"]
