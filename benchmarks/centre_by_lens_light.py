@@ -47,7 +47,6 @@ def main(argv=None):
                         help="S/N of the lenses fitted with --refine (default 20)")
     args = parser.parse_args(argv)
 
-    from astro_delens import lensmodel
     from astro_delens.nn.registry import load_estimator
 
     estimator = load_estimator(args.model)
@@ -55,6 +54,7 @@ def main(argv=None):
         n = f["params"].shape[0] if args.n is None else min(args.n, f["params"].shape[0])
         truth = f["params"][:n]
         ratio = f["lens_light_ratio"][:n]
+        snr = f["snr"][:n]
         t0 = time.perf_counter()
         answers = [estimator.predict(f["image"][i:min(i + 250, n)],
                                      f["noise_map"][i:min(i + 250, n)],
@@ -62,7 +62,17 @@ def main(argv=None):
                    for i in range(0, n, 250)]
         mean = np.concatenate([a[0] for a in answers])
         std = np.concatenate([a[1] for a in answers])
-    elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+        _print_classes(estimator, args, n, truth, ratio, mean, elapsed)
+        if args.refine:
+            chosen = np.flatnonzero((ratio == 0) & (snr >= args.min_snr))[:args.refine]
+            _refine_without_light(f, chosen, truth, mean, std, estimator.preset.pixel_scale)
+
+
+def _print_classes(estimator, args, n, truth, ratio, mean, elapsed):
+    """Print the centre RMS and theta_E's median error in classes of lens light."""
+    from astro_delens import lensmodel
+
     names = list(lensmodel.PARAMETER_NAMES)
     ix, iy, it = names.index("center_x"), names.index("center_y"), names.index("theta_E")
     sq = (mean[:, ix] - truth[:, ix]) ** 2 + (mean[:, iy] - truth[:, iy]) ** 2
@@ -84,18 +94,18 @@ def main(argv=None):
         share = sq[sel].sum() / sq.sum()
         print(f"{label:24s} {sel.sum():5d} {rx:14.4f} {ry:9.4f} {share:15.0%} "
               f"{np.median(frac[sel]):16.2%}")
-    if args.refine:
-        with h5py.File(args.data, "r") as f:
-            chosen = np.flatnonzero((ratio == 0) & (f["snr"][:n] >= args.min_snr))[:args.refine]
-            _refine_without_light(f, chosen, truth, mean, std, estimator.preset.pixel_scale,
-                                  (ix, iy))
 
 
-def _refine_without_light(f, chosen, truth, mean, std, pixel_scale, centre):
+def _refine_without_light(f, chosen, truth, mean, std, pixel_scale):
     """Fit ``chosen`` lenses from the network's answer and from the truth; print centre errors."""
     import warnings
 
+    from astro_delens import lensmodel
+    from astro_delens.exceptions import RefinementWarning
     from astro_delens.forward import refine
+
+    names = list(lensmodel.PARAMETER_NAMES)
+    centre = [names.index("center_x"), names.index("center_y")]
 
     fits = {"network": [], "refined from the network": [], "refined from the truth": []}
     cpu = []
@@ -105,7 +115,8 @@ def _refine_without_light(f, chosen, truth, mean, std, pixel_scale, centre):
                              ("refined from the truth", truth[i])):
             t0 = time.process_time()
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # fits that end at their box's edge still count
+                # fits that end at their box's edge still count
+                warnings.simplefilter("ignore", RefinementWarning)
                 res = refine(f["image"][i], f["noise_map"][i], start, 1.5 * std[i], pixel_scale,
                              psf=f["psf"][i], lens_light=None, prior=False, seed=int(i),
                              uncertainties=False)

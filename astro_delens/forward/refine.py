@@ -507,9 +507,9 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     kwargs_params = {
         "lens_model": [kwargs_lens_init, lens_sigma, [{}, {}], lens_lower, lens_upper],
         "source_model": _source_params(source_model, n_swarm, beta0, inv.center, d, std),
+        # lenstronomy's FittingSequence needs this entry even without a lens-light model
+        "lens_light_model": [[], [], [], [], []],
     }
-    # lenstronomy's FittingSequence needs the lens-light entry even when it is empty
-    kwargs_params["lens_light_model"] = [[], [], [], [], []]
     ll_list = []
     if lens_light is not None:
         ll_list = ["SERSIC_ELLIPSE" if lens_light == "sersic" else "MULTI_GAUSSIAN_ELLIPSE"]
@@ -624,7 +624,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
             scale = np.abs(np.asarray(param_class.kwargs2args(
                 kwargs_lens=kwargs_params["lens_model"][1],
                 kwargs_source=kwargs_params["source_model"][1],
-                kwargs_lens_light=kwargs_params.get("lens_light_model", [[], []])[1]),
+                kwargs_lens_light=kwargs_params["lens_light_model"][1]),
                 dtype=float))
             scale = np.where(scale > 0, scale, 1e-3)
             timing["pso"] = time.perf_counter() - tic
