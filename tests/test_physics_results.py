@@ -10,6 +10,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 
 from astro_delens import LensParameterEstimator, SourceReconstructor
+from astro_delens.data._devtools import shared_data_dir
 from astro_delens.forward import relens_check
 from astro_delens.presets import get_preset
 from astro_delens.psf_defaults import assumed_psf_fwhm
@@ -114,6 +115,26 @@ def test_check_off_and_without_psf(example):
     assert "assumed Gaussian PSF" in src.check.psf_used
     assert "PSFFWHM" in src.check.psf_used
     assert np.isfinite(src.reduced_chi2)
+
+
+def _challenge_images(kind):
+    shared = shared_data_dir()
+    folder = None if shared is None else shared / "lens_finding_challenge_sims/space_based" / kind
+    if folder is None or not folder.is_dir():
+        pytest.skip("../shared/data/lens_finding_challenge_sims absent")
+    return sorted(folder.glob("*.fits"))
+
+
+def test_images_without_a_lens_are_flagged():
+    # the networks answer on any image; the check must not pass an image that
+    # holds no lens (Lens Finding Challenge samples, another simulator)
+    files = _challenge_images("nolens")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sources = SourceReconstructor("survey").reconstruct_many([str(f) for f in files])
+    assert len(sources) >= 5
+    assert all(src.flag for src in sources), [f.name for f, s in zip(files, sources)
+                                              if not s.flag]
 
 
 def test_check_needs_a_lens_estimate(example):
