@@ -14,7 +14,9 @@ Printed for each set (``space_based``: Euclid-like VIS at 0.1"; and
 ``ground_based``: its first band, KiDS-like at 0.2", outside the ``survey``
 preset's pixel scale): one line per image (theta_E and its 1-sigma error,
 the check's reduced chi^2 over the cutout and over the arc region, the fitted
-source amplitude, the flag) and the fraction of images flagged.
+source amplitude, the flag; an image that fails counts as flagged), the
+fraction of images flagged and the medians of theta_E's error and of the two
+chi^2.
 
 Usage::
 
@@ -24,12 +26,8 @@ Usage::
 import argparse
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-CHALLENGE = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-             / "lens_finding_challenge_sims")
 
 #: Where the images of each set and kind are.
 FOLDERS = {
@@ -63,17 +61,22 @@ def main(argv=None):
     parser.add_argument("--sets", nargs="+", choices=sorted(FOLDERS),
                         default=["space_based", "ground_based"])
     args = parser.parse_args(argv)
-    if not CHALLENGE.is_dir():
-        print(f"{CHALLENGE} is absent: nothing to do", file=sys.stderr)
-        return 1
 
     from astro_delens import SourceReconstructor
+    from astro_delens.data._devtools import shared_data_dir
+
+    shared = shared_data_dir()
+    challenge = None if shared is None else shared / "lens_finding_challenge_sims"
+    if challenge is None or not challenge.is_dir():
+        print("../shared/data/lens_finding_challenge_sims is absent: nothing to do",
+              file=sys.stderr)
+        return 1
 
     rec = SourceReconstructor(args.model)
     for name in args.sets:
         print(f"== {name}")
         for kind, folder in FOLDERS[name].items():
-            files = sorted((CHALLENGE / folder).glob("*.fits"))
+            files = sorted((challenge / folder).glob("*.fits"))
             rows, warned = measure(rec, files)
             print(f"{kind}: {len(files)} images")
             print(f"  {'file':28s} {'theta_E':>7s} {'+/-':>5s} {'chi2':>6s} {'arc':>6s} "
