@@ -84,6 +84,8 @@ def main(argv=None):
     ap.add_argument("--particles", type=int, default=12)
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--polish-iterations", type=int, default=6)
+    ap.add_argument("--bounds-nsigma", type=float, default=4.0,
+                    help="half-width of the refinement's search box in network sigmas")
     ap.add_argument("--n-max", default="auto", help="shapelet order or 'auto'")
     ap.add_argument("--lens-light", default="sersic", choices=["sersic", "mge", "none"])
     ap.add_argument("--light-center-sigma", type=float, default=None,
@@ -159,7 +161,8 @@ def main(argv=None):
             net = LensEstimate(start, std, net.prepared, net.model)
         start, std = net.network_mean, net.network_std
         refined, wall, cpu = _timed(
-            est.refine, net, n_particles=args.particles, n_iterations=args.iterations, **common)
+            est.refine, net, n_particles=args.particles, n_iterations=args.iterations,
+            bounds_nsigma=args.bounds_nsigma, **common)
         ref = refined.refinement
         row = {
             "seed": seed, "theta_E": float(p[0]), "snr": float(s["meta"]["snr"]),
