@@ -84,8 +84,9 @@ def main(argv=None):
     ap.add_argument("--particles", type=int, default=12)
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--polish-iterations", type=int, default=6)
-    ap.add_argument("--bounds-nsigma", type=float, default=4.0,
-                    help="half-width of the refinement's search box in network sigmas")
+    ap.add_argument("--bounds-nsigma", type=float, default=None,
+                    help="half-width of the refinement's search box in network sigmas "
+                         "(default: the refinement's own)")
     ap.add_argument("--n-max", default="auto", help="shapelet order or 'auto'")
     ap.add_argument("--lens-light", default="sersic", choices=["sersic", "mge", "none"])
     ap.add_argument("--light-center-sigma", type=float, default=None,
@@ -119,6 +120,7 @@ def main(argv=None):
     prior_mean, prior_std = lensmodel.prior_moments(preset.name)
     lens_light = None if args.lens_light == "none" else args.lens_light
     n_max = args.n_max if args.n_max == "auto" else int(args.n_max)
+    bounds = {} if args.bounds_nsigma is None else {"bounds_nsigma": args.bounds_nsigma}
     common = dict(n_max=n_max, lens_light=lens_light, light_center_sigma=args.light_center_sigma,
                   polish_iterations=args.polish_iterations, seed=0)
     rows = []
@@ -162,7 +164,7 @@ def main(argv=None):
         start, std = net.network_mean, net.network_std
         refined, wall, cpu = _timed(
             est.refine, net, n_particles=args.particles, n_iterations=args.iterations,
-            bounds_nsigma=args.bounds_nsigma, **common)
+            **bounds, **common)
         ref = refined.refinement
         row = {
             "seed": seed, "theta_E": float(p[0]), "snr": float(s["meta"]["snr"]),
