@@ -9,15 +9,15 @@ Trains the estimator of a shipped family (its architecture and training
 set-up, warm-started from its weights) for two epochs on the first
 ``--samples`` lenses of ``--data`` with ``astro_delens.training.train_model``,
 exactly as ``astro-delens train`` does (HDF5 streaming, augmentation, batches of
-32), and prints the wall-clock seconds per step of the second epoch, which no
-longer pays for compilation. Without ``--data`` a training file of the family's
+32; validation on 100 of the same lenses, as this only times), and prints the
+wall-clock seconds per step of the second epoch, which no longer pays for
+compilation. Without ``--data`` a training file of the family's
 preset is simulated first (not timed). The backend is the one Keras selects
 (``KERAS_BACKEND``); run the script once per backend to compare them.
 """
 
 import argparse
 import csv
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -33,12 +33,12 @@ def main(argv=None):
 
     import keras
 
-    from astro_delens.nn.registry import resolve_model_dir
+    from astro_delens.nn.registry import read_config, resolve_model_dir
     from astro_delens.training.dataset import generate_dataset
     from astro_delens.training.train import train_model
 
     init = resolve_model_dir(args.model, "estimator")
-    preset = json.loads((init / "config.json").read_text())["preset"]["name"]
+    preset = read_config(init)["preset"]["name"]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
