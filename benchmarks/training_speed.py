@@ -45,15 +45,15 @@ def main(argv=None):
             data = Path(tmp) / "train.h5"
             generate_dataset(data, preset, args.samples, "train", seed=0)
         run = Path(tmp) / "run"
-        train_model("estimator", data, data, run, epochs=2, max_samples=args.samples,
-                    max_val_samples=100, init=init, calibrate=False, verbose=0,
-                    log=lambda msg: None)
+        training = train_model("estimator", data, data, run, epochs=2,
+                               max_samples=args.samples, max_val_samples=100, init=init,
+                               calibrate=False, verbose=0, log=lambda msg: None)["training"]
         with open(run / "history.csv") as f:
             last_epoch = list(csv.DictReader(f))[-1]
-    steps = math.ceil(args.samples / 32)
+    steps = math.ceil(training["n_train"] / training["batch_size"])
     seconds = float(last_epoch["time_s"]) / steps
-    print(f"backend {keras.backend.backend()}: {seconds:.3f} s per step of 32 "
-          f"({args.model} estimator, {steps} steps, validation included)")
+    print(f"backend {keras.backend.backend()}: {seconds:.3f} s per step of "
+          f"{training['batch_size']} ({args.model} estimator, {steps} steps, validation included)")
 
 
 if __name__ == "__main__":
