@@ -2,14 +2,14 @@
 
 Usage::
 
-    KERAS_BACKEND=jax python benchmarks/training_speed.py --data train.h5 [--model seed]
+    KERAS_BACKEND=jax python benchmarks/training_speed.py --data train.h5 [--model seed] [--batch-size 32]
     python benchmarks/training_speed.py            # TensorFlow; simulates 640 seed lenses
 
 Trains the estimator of a shipped family (its architecture and training
 set-up, warm-started from its weights) for two epochs on the first
 ``--samples`` lenses of ``--data`` with ``astro_delens.training.train_model``,
 exactly as ``astro-delens train`` does (HDF5 streaming, augmentation, batches of
-32; validation on 100 of the same lenses, as this only times), and prints the
+``--batch-size``; validation on 100 of the same lenses, as this only times), and prints the
 wall-clock seconds per step of the second epoch, which no longer pays for
 compilation. Without ``--data`` a training file of the family's
 preset is simulated first (not timed). The backend is the one Keras selects
@@ -29,6 +29,8 @@ def main(argv=None):
     parser.add_argument("--model", default="seed", help="shipped family (default seed)")
     parser.add_argument("--samples", type=int, default=640,
                         help="training lenses per epoch (default 640: 20 steps)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="lenses per training step (default 32)")
     args = parser.parse_args(argv)
 
     import keras
@@ -46,7 +48,8 @@ def main(argv=None):
             generate_dataset(data, preset, args.samples, "train", seed=0)
         run = Path(tmp) / "run"
         training = train_model("estimator", data, data, run, epochs=2,
-                               max_samples=args.samples, max_val_samples=100, init=init,
+                               batch_size=args.batch_size, max_samples=args.samples,
+                               max_val_samples=100, init=init,
                                calibrate=False, verbose=0, log=lambda msg: None)["training"]
         with open(run / "history.csv") as f:
             last_epoch = list(csv.DictReader(f))[-1]
