@@ -2,17 +2,18 @@
 
 Usage::
 
-    KERAS_BACKEND=jax python benchmarks/training_speed.py --data train.h5 [--model seed] [--batch-size 32]
+    KERAS_BACKEND=jax python benchmarks/training_speed.py --data train.h5 [--model seed]
+    KERAS_BACKEND=jax python benchmarks/training_speed.py --data train.h5 --batch-size 128
     python benchmarks/training_speed.py            # TensorFlow; simulates 640 seed lenses
 
 Trains the estimator of a shipped family (its architecture and training
 set-up, warm-started from its weights) for two epochs on the first
 ``--samples`` lenses of ``--data`` with ``astro_delens.training.train_model``,
-exactly as ``astro-delens train`` does (HDF5 streaming, augmentation, batches of
-``--batch-size``; validation on 100 of the same lenses, as this only times), and prints the
-wall-clock seconds per step of the second epoch, which no longer pays for
-compilation. Without ``--data`` a training file of the family's
-preset is simulated first (not timed). The backend is the one Keras selects
+exactly as ``astro-delens train`` does (HDF5 streaming, augmentation, batches
+of ``--batch-size``; validation on 100 of the same lenses, as this only times),
+and prints the wall-clock seconds per step of the second epoch, which no longer
+pays for compilation. Without ``--data`` a training file of the family's preset
+is simulated first (not timed). The backend is the one Keras selects
 (``KERAS_BACKEND``); run the script once per backend to compare them.
 """
 
