@@ -156,6 +156,31 @@ def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
     assert "is not a reconstructor model" in capsys.readouterr().err
 
 
+def test_fine_tuning_with_frozen_batchnorm_keeps_its_statistics(trained, toy, tmp_path):
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import load_estimator
+
+    init = trained["estimator"]
+    out = tmp_path / "frozen"
+    assert main(["train", "estimator", "--train", str(toy["train"]), "--val", str(toy["val"]),
+                 "--epochs", "1", "--batch-size", "8", "--lr", "3e-3", "--quiet",
+                 "--init", str(init), "--out", str(out),
+                 "--config", '{"freeze_batchnorm": true}']) == 0
+    assert json.loads((out / "config.json").read_text())["training_setup"]["freeze_batchnorm"]
+    before, after = load_estimator(init).model, load_estimator(out).model
+    bn_moved, others_moved = [], []
+    for old, new in zip(before.layers, after.layers):
+        for a, b in zip(old.weights, new.weights):
+            moved = not np.array_equal(keras.ops.convert_to_numpy(a),
+                                       keras.ops.convert_to_numpy(b))
+            if isinstance(old, keras.layers.BatchNormalization):
+                bn_moved.append(moved)
+            else:
+                others_moved.append(moved)
+    assert bn_moved and not any(bn_moved)
+    assert any(others_moved)
+
+
 def test_batches_are_deterministic_and_augmented_consistently(toy):
     from astro_delens.nn import normalization as norm
     from astro_delens.training.train import BatchMaker

@@ -15,7 +15,8 @@ hyperparameters, e.g. '{"widths": [32, 64, 128, 192]}' (estimator) or
 ({"beta": 0.5} for the estimator, {"alpha": 0.1} for the reconstructor),
 "mask_probability", "lens_light_removal" (the probability of training on a
 lens with its light subtracted), "weight_decay", "global_clipnorm",
-"warmup_epochs".
+"warmup_epochs", "freeze_batchnorm" (true: batch normalisation keeps its
+stored statistics, for fine-tuning a trained network with --init).
 The word "tiny" selects a tiny network, for smoke tests.
 
 examples:

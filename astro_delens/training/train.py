@@ -74,6 +74,9 @@ TRAINING_DEFAULTS = {
     "weight_decay": 1e-4,
     "global_clipnorm": 5.0,
     "warmup_epochs": 1,
+    # True: batch normalisation runs on its stored statistics and they stay fixed, so
+    # training sees what inference sees (for a short fine-tuning of a trained network)
+    "freeze_batchnorm": False,
 }
 
 
@@ -491,6 +494,21 @@ def _quiet_numpy2_warning():
         yield
 
 
+def _freeze_batchnorm(model):
+    """Make every batch normalisation of ``model`` use, and keep, its stored statistics.
+
+    A frozen Keras ``BatchNormalization`` layer runs in inference mode even
+    while the rest of the network trains. Fine-tuning a trained network this
+    way removes the gap between its answers in training (statistics of each
+    batch) and in inference (stored statistics).
+    """
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
 def _split_config(kind, config):
     """Separate architecture hyperparameters from training ones in a user config."""
     config = dict(config or {})
@@ -738,6 +756,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         new_layers = _initialise_from(model, arch, init, init_cfg, kind)
         log(f"initialised from {init}"
             + (f"; new layers {', '.join(new_layers)}" if new_layers else ""))
+    if training["freeze_batchnorm"]:
+        _freeze_batchnorm(model)
     train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
                              shuffle=True, drop_remainder=True, mask_probability=mask_p,
                              lens_light_removal=training["lens_light_removal"], seed=seed)
