@@ -179,6 +179,13 @@ def test_fine_tuning_with_frozen_batchnorm_keeps_its_statistics(trained, toy, tm
                 others_moved.append(moved)
     assert bn_moved and not any(bn_moved)
     assert any(others_moved)
+    # a warm start from the fine-tuned model does not inherit the freeze
+    again = tmp_path / "again"
+    assert main(["train", "estimator", "--train", str(toy["train"]), "--val", str(toy["val"]),
+                 "--epochs", "1", "--batch-size", "8", "--quiet", "--init", str(out),
+                 "--out", str(again)]) == 0
+    assert not json.loads((again / "config.json").read_text())["training_setup"][
+        "freeze_batchnorm"]
 
 
 def test_batches_are_deterministic_and_augmented_consistently(toy):

@@ -449,12 +449,15 @@ def _merge_init_config(init_cfg, config, kind) -> dict:
     Training settings (`TRAINING_DEFAULTS`: loss, masks, regularisation) may
     change; architecture hyperparameters may only repeat the initial model's,
     except that an estimator without keypoints may be given some (its head
-    grows a branch).
+    grows a branch). ``freeze_batchnorm`` is not inherited: it is a choice of
+    one fine-tuning step, given anew each time.
     """
     from ..nn.architectures import resolve_config
 
     arch = resolve_config(kind, init_cfg["architecture"])
-    merged = {**arch, **init_cfg.get("training_setup", {})}
+    inherited = dict(init_cfg.get("training_setup", {}))
+    inherited.pop("freeze_batchnorm", None)
+    merged = {**arch, **inherited}
     growable = _GROWABLE.get(kind, ()) if not arch.get("keypoints") else ()
     for key, value in (config or {}).items():
         if (key not in TRAINING_DEFAULTS and key not in growable and key in merged
