@@ -577,6 +577,8 @@ def _card_stub(cfg) -> str:
         f"{t['val']['n']} samples used)",
         f"* epochs: {t['epochs_run']} (best {t['best_epoch']}, validation loss "
         f"{t['best_val_loss']:.4g}); batch size {t['batch_size']}; seed {t['seed']}",
+        *([f"* weights kept: those after epoch {t['kept_epoch']['epoch']}, "
+           f"{t['kept_epoch']['why']}"] if t.get("kept_epoch") else []),
         f"* augmentation: {'8 grid symmetries' if t['augment'] else 'none'}; random masks "
         f"with probability {t['mask_probability']}"
         + (f"; lens light removed with probability {t['lens_light_removal']}"
