@@ -333,6 +333,15 @@ def test_reevaluation_keeps_hand_written_card_sections(trained, toy, tmp_path):
     verify_checksums(model)
 
 
+def test_card_states_an_epoch_kept_by_hand(trained):
+    from astro_delens.training.train import _card_stub
+
+    cfg = json.loads((trained["estimator"] / "config.json").read_text())
+    assert "weights kept" not in _card_stub(cfg)
+    cfg["training"]["kept_epoch"] = {"epoch": 1, "why": "chosen on the validation set"}
+    assert "weights kept: those after epoch 1, chosen on the validation set" in _card_stub(cfg)
+
+
 def test_evaluate_estimator_and_reconstructor(trained, toy, tmp_path):
     from astro_delens.cli import main
     from astro_delens.nn.registry import load_estimator, verify_checksums
