@@ -586,7 +586,9 @@ def _card_stub(cfg) -> str:
     ]
     init = t.get("initialised_from")
     if init:
-        lines.append(f"* warm start from `{init['path']}` (weights SHA-256 "
+        # a path in code font; a description of where the weights came from, as prose
+        source = init["path"] if " " in init["path"] else f"`{init['path']}`"
+        lines.append(f"* warm start from {source} (weights SHA-256 "
                      f"{init['sha256'][:12]}...; that model was trained by "
                      f"`{init.get('command')}`); the time above is this run's only")
     cal = cfg.get("calibration")
