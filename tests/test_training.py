@@ -333,13 +333,17 @@ def test_reevaluation_keeps_hand_written_card_sections(trained, toy, tmp_path):
     verify_checksums(model)
 
 
-def test_card_states_an_epoch_kept_by_hand(trained):
+def test_card_states_a_kept_epoch_and_a_described_warm_start(trained):
     from astro_delens.training.train import _card_stub
 
     cfg = json.loads((trained["estimator"] / "config.json").read_text())
     assert "weights kept" not in _card_stub(cfg)
     cfg["training"]["kept_epoch"] = {"epoch": 1, "why": "chosen on the validation set"}
     assert "weights kept: those after epoch 1, chosen on the validation set" in _card_stub(cfg)
+    cfg["training"]["initialised_from"] = {"path": "runs/a", "sha256": "0" * 64, "command": "x"}
+    assert "warm start from `runs/a`" in _card_stub(cfg)
+    cfg["training"]["initialised_from"]["description"] = "the model shipped before"
+    assert "warm start from the model shipped before (weights" in _card_stub(cfg)
 
 
 def test_evaluate_estimator_and_reconstructor(trained, toy, tmp_path):

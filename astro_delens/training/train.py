@@ -586,8 +586,8 @@ def _card_stub(cfg) -> str:
     ]
     init = t.get("initialised_from")
     if init:
-        # a path in code font; a description of where the weights came from, as prose
-        source = init["path"] if " " in init["path"] else f"`{init['path']}`"
+        # a hand-written description where the path no longer holds those weights
+        source = init.get("description") or f"`{init['path']}`"
         lines.append(f"* warm start from {source} (weights SHA-256 "
                      f"{init['sha256'][:12]}...; that model was trained by "
                      f"`{init.get('command')}`); the time above is this run's only")
