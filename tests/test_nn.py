@@ -298,6 +298,26 @@ def test_gaussian_nll_matches_numpy():
         GaussianNLL(beta=2.0)
 
 
+def test_gaussian_nll_weights_each_parameter_and_round_trips_its_config():
+    from astro_delens.nn.losses import GaussianNLL
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(5, 8)).astype("float32")
+    pred = rng.normal(size=(5, 16)).astype("float32")
+    mu, s = pred[:, :8], pred[:, 8:]
+    c = np.array([0.5, 1, 2, 2, 0.5, 0.5, 1, 1])
+    expected = np.mean(0.5 * (np.exp(-s) * (y - mu) ** 2 + s) * np.exp(0.5 * s) * c)
+    loss = GaussianNLL(beta=0.5, weights=c)
+    assert float(keras.ops.convert_to_numpy(loss(y, pred))) == pytest.approx(expected, rel=1e-5)
+    again = GaussianNLL.from_config(loss.get_config())
+    assert again.weights == list(c) and again.beta == 0.5
+    assert "weights" not in GaussianNLL().get_config()
+    with pytest.raises(ValueError, match="weights"):
+        GaussianNLL(weights=[1, 0, 1])
+    with pytest.raises(ValueError, match="weights: expected 8 values"):
+        GaussianNLL(weights=[1, 2, 3])(y, pred)
+
+
 def test_source_loss_and_ssim():
     from astro_delens.nn.losses import SourceLoss, ssim
 

@@ -29,23 +29,33 @@ __all__ = ["GaussianNLL", "SourceLoss", "ssim", "mean_mse", "mean_sigma"]
 class GaussianNLL(keras.losses.Loss):
     """Gaussian negative log-likelihood with predicted means and log-variances.
 
-    Per sample: ``mean_k w_k * 0.5 * [exp(-s_k) (y_k - mu_k)**2 + s_k]`` where
-    ``y_pred = concat([mu, s])`` and ``w_k = stop_gradient(exp(beta s_k))``
-    (beta-NLL; ``beta = 0`` is the plain NLL). The weights do not move the
-    optimum of either ``mu`` or ``s``: the predicted variances stay calibrated.
+    Per sample: ``mean_k c_k w_k * 0.5 * [exp(-s_k) (y_k - mu_k)**2 + s_k]``
+    where ``y_pred = concat([mu, s])``, ``w_k = stop_gradient(exp(beta s_k))``
+    (beta-NLL; ``beta = 0`` is the plain NLL) and ``c_k`` are fixed
+    per-parameter weights (default 1). Neither kind of weight moves the
+    optimum of ``mu`` or ``s`` for any one parameter: the predicted variances
+    stay calibrated; they only set how a network of limited capacity shares
+    it between the parameters.
 
     Parameters
     ----------
     beta : float
         beta-NLL exponent in [0, 1].
+    weights : sequence of float, optional
+        Positive weight of each parameter, in the order of the targets.
     """
 
-    def __init__(self, beta=0.5, name="gaussian_nll", reduction="sum_over_batch_size",
-                 dtype=None):
+    def __init__(self, beta=0.5, weights=None, name="gaussian_nll",
+                 reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if not 0.0 <= float(beta) <= 1.0:
             raise ValueError(f"beta: expected a value in [0, 1], got {beta!r}")
         self.beta = float(beta)
+        if weights is not None:
+            weights = [float(w) for w in np.ravel(weights)]
+            if not weights or not all(np.isfinite(w) and w > 0 for w in weights):
+                raise ValueError(f"weights: expected positive finite numbers, got {weights!r}")
+        self.weights = weights
 
     def call(self, y_true, y_pred):
         y_true = ops.convert_to_tensor(y_true)
@@ -57,11 +67,18 @@ class GaussianNLL(keras.losses.Loss):
         nll = 0.5 * (ops.exp(-s) * ops.square(y_true - mu) + s)
         if self.beta > 0:
             nll = nll * ops.stop_gradient(ops.exp(self.beta * s))
+        if self.weights is not None:
+            if len(self.weights) != n:
+                raise ValueError(f"weights: expected {n} values, one per parameter, "
+                                 f"got {len(self.weights)}")
+            nll = nll * ops.convert_to_tensor(np.asarray(self.weights), dtype=nll.dtype)
         return ops.mean(nll, axis=-1)
 
     def get_config(self):
         config = super().get_config()
         config.update(beta=self.beta)
+        if self.weights is not None:
+            config.update(weights=list(self.weights))
         return config
 
 
