@@ -68,7 +68,8 @@ STATE_DIR = ".training"
 
 #: Hyperparameters of training itself (may be given in the ``--config`` JSON).
 TRAINING_DEFAULTS = {
-    "loss": {},  # estimator: {"beta": 0.5}; reconstructor: {"alpha": 0.1, "relative": true}
+    # estimator: {"beta": 0.5, "weights": None}; reconstructor: {"alpha": 0.1, "relative": true}
+    "loss": {},
     "mask_probability": None,  # None: 0.1 for presets with noise, else 0
     "lens_light_removal": 0.0,  # probability of training on a lens without its light
     "weight_decay": 1e-4,
