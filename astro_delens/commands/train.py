@@ -12,7 +12,8 @@ interrupted, running the same command again resumes it.
 --config takes a JSON object (inline or a file name) of architecture
 hyperparameters, e.g. '{"widths": [32, 64, 128, 192]}' (estimator) or
 '{"base_width": 24}' (reconstructor), and optionally training ones: "loss"
-({"beta": 0.5} for the estimator, {"alpha": 0.1} for the reconstructor),
+({"beta": 0.5, "weights": [8 per-parameter weights]} for the estimator,
+{"alpha": 0.1} for the reconstructor),
 "mask_probability", "lens_light_removal" (the probability of training on a
 lens with its light subtracted), "weight_decay", "global_clipnorm",
 "warmup_epochs", "freeze_batchnorm" (true: batch normalisation keeps its
