@@ -279,6 +279,69 @@ def test_keypoint_branch_and_growth_from_a_trained_network():
         arch.resolve_config("estimator", {"npix": 32, "keypoints": -1})
 
 
+def test_recentre_puts_the_given_lens_centre_on_the_grid_centre():
+    from astro_delens.nn.architectures import cascade_geometry
+    from astro_delens.nn.layers import Recentre
+
+    npix, scale = 32, 0.1
+    stats = {"mean": [1.0, 2.0, 0.0, 0.0, 0.05, -0.02, 0.0, 0.0], "std": [0.2] * 8}
+    x, y = 0.35, -0.25  # arcsec, x east, y north: 3.5 columns east (left), 2.5 rows south
+    col, row = lensmodel.angle_to_pixel(x, y, npix, scale)
+    image = np.zeros((1, npix, npix, 2), "float32")
+    r, c = int(round(row)), int(round(col))
+    assert (r, c) == (row, col)  # a 3x3 block centred on the lens
+    image[0, r - 1:r + 2, c - 1:c + 2, 0] = 1.0
+    raw = np.zeros((1, 16), "float32")
+    raw[0, 4], raw[0, 5] = (x - 0.05) / 0.2, (y + 0.02) / 0.2
+    out = keras.ops.convert_to_numpy(Recentre(**cascade_geometry(stats, scale))([image, raw]))
+    rows, cols = np.indices((npix, npix))
+    w = out[0, :, :, 0]
+    centroid = (np.sum(w * cols) / w.sum(), np.sum(w * rows) / w.sum())
+    np.testing.assert_allclose(centroid, ((npix - 1) / 2, (npix - 1) / 2), atol=1e-4)
+    np.testing.assert_allclose(w.sum(), 9.0, atol=1e-4)
+
+
+def test_cascade_grows_from_a_trained_network_and_starts_from_its_answers(tmp_path):
+    from astro_delens.nn import architectures as arch
+    from astro_delens.nn.transfer import transfer_weights
+
+    config = dict(arch.TINY_ESTIMATOR, npix=32, keypoints=2)
+    first = arch.build_estimator(config)
+    rng = np.random.default_rng(6)
+    first.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                       for w in first.get_weights()])
+    geometry = arch.cascade_geometry({"mean": [0.0] * 8, "std": [0.2] * 8}, 0.1)
+    cascade = arch.build_estimator(dict(config, cascade=geometry))
+    assert transfer_weights(first, cascade) == ["cascade_delta"]
+    # the second network starts as a copy of the first, its head reading the first's answer
+    np.testing.assert_array_equal(cascade.get_layer("cascade_stem_conv").get_weights()[0],
+                                  first.get_layer("stem_conv").get_weights()[0])
+    head = cascade.get_layer("cascade_head").get_weights()[0]
+    assert head.shape[0] == first.get_layer("head").get_weights()[0].shape[0] + 16
+    assert np.all(head[-16:] == 0)
+    # only the second network trains, and at first the cascade answers as the first network
+    assert all(w.path.startswith("cascade_") for w in cascade.trainable_weights)
+    assert cascade.trainable_weights
+    x = rng.random((3, 32, 32, 2)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(cascade(x, training=False)),
+                               keras.ops.convert_to_numpy(first(x, training=False)), atol=1e-6)
+    # once the correction is not zero, a weights round trip keeps the answers
+    delta = cascade.get_layer("cascade_delta")
+    delta.set_weights([rng.normal(0, 0.1, w.shape).astype(w.dtype)
+                       for w in delta.get_weights()])
+    path = str(tmp_path / "cascade.weights.h5")
+    cascade.save_weights(path)
+    again = arch.build_estimator(dict(config, cascade=geometry))
+    again.load_weights(path)
+    a = keras.ops.convert_to_numpy(cascade(x, training=False))
+    assert np.abs(a - keras.ops.convert_to_numpy(first(x, training=False))).max() > 1e-3
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(again(x, training=False)), a)
+    with pytest.raises(ValueError, match="cascade"):
+        arch.resolve_config("estimator", {"npix": 32, "cascade": {"index": [4, 5]}})
+    with pytest.raises(ValueError, match="unresolved"):
+        arch.build_estimator(dict(config, cascade=True))
+
+
 def test_gaussian_nll_matches_numpy():
     from astro_delens.nn.losses import GaussianNLL, mean_mse
 

@@ -151,6 +151,15 @@ def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
     assert main(base[:-1] + [str(grown), "--out", str(again),
                              "--config", '{"keypoints": 5}']) == 2
     assert "keypoints" in capsys.readouterr().err
+    # ... or a second network, re-centred on the first one's answer, which also starts silent
+    cascade = tmp_path / "cascade"
+    assert main(base + ["--out", str(cascade), "--config", '{"cascade": true}']) == 0
+    geometry = json.loads((cascade / "config.json").read_text())["architecture"]["cascade"]
+    assert geometry["index"] == [4, 5]
+    e = load_estimator(cascade).predict(x, noise)[0]
+    assert np.max(np.abs(e - a)) < 0.2 * np.max(np.abs(c - a))
+    assert main(base[:-2] + ["--out", str(tmp_path / "z"), "--config", '{"cascade": true}']) == 2
+    assert "cascade grows from a trained estimator" in capsys.readouterr().err
     base[1] = "reconstructor"
     assert main(base + ["--out", str(tmp_path / "y")]) == 2
     assert "is not a reconstructor model" in capsys.readouterr().err

@@ -18,6 +18,9 @@ hyperparameters, e.g. '{"widths": [32, 64, 128, 192]}' (estimator) or
 lens with its light subtracted), "weight_decay", "global_clipnorm",
 "warmup_epochs", "freeze_batchnorm" (true: batch normalisation keeps its
 stored statistics, for fine-tuning a trained network with --init).
+With --init, an estimator may grow: '{"keypoints": 16}' adds a keypoint
+branch to its head, '{"cascade": true}' a second network that sees the image
+re-centred on the first one's answer and corrects it (the first is frozen).
 The word "tiny" selects a tiny network, for smoke tests.
 
 examples:

@@ -15,7 +15,11 @@ Parameter network (`build_estimator`)
     convolution on the output of stage ``keypoints_stage`` makes that many heat
     maps, and their expected positions (`~astro_delens.nn.layers.SpatialSoftArgmax`)
     join the pooled features in the head: global pooling forgets where a feature
-    is, and the lens centre is a position.
+    is, and the lens centre is a position. With ``cascade`` (grown from a trained
+    network, see `cascade_geometry`), a second network of the same shape looks at
+    the image shifted so that the first one's lens centre sits on the grid
+    centre (`~astro_delens.nn.layers.Recentre`), reads the first one's answer
+    in its head, and adds a correction to it; the first network is frozen.
 Source network (`build_reconstructor`)
     A U-Net with ``depth`` down-sampling levels of ``base_width * 2**level``
     channels (capped at ``max_width``), two conv-BN-activation layers per level,
@@ -44,6 +48,7 @@ __all__ = [
     "build_estimator",
     "build_reconstructor",
     "build_model",
+    "cascade_geometry",
 ]
 
 #: Default hyperparameters of the parameter network (about 1.4 M weights).
@@ -63,6 +68,7 @@ ESTIMATOR_DEFAULTS = {
     "bn_momentum": 0.9,
     "keypoints": 0,
     "keypoints_stage": -2,
+    "cascade": None,
 }
 
 #: Default hyperparameters of the source network (about 1.9 M weights).
@@ -126,6 +132,12 @@ def resolve_config(kind: str, config: dict | None) -> dict:
             raise ValueError("config: every entry of 'blocks' must be >= 1")
         if int(full["keypoints"]) < 0:
             raise ValueError(f"config: 'keypoints' must be >= 0, got {full['keypoints']!r}")
+        cascade = full["cascade"]
+        if cascade not in (None, True) and (
+                not isinstance(cascade, dict) or set(cascade) != {"index", "offset", "per_unit"}):
+            raise ValueError("config: 'cascade' must be null, true (to be resolved by "
+                             "cascade_geometry) or a dict with keys 'index', 'offset' and "
+                             f"'per_unit', got {cascade!r}")
         n_stages = len(full["widths"])
         if full["keypoints"] and not -n_stages <= int(full["keypoints_stage"]) < n_stages:
             raise ValueError(f"config: 'keypoints_stage' must index one of the {n_stages} "
@@ -169,6 +181,75 @@ def _residual_block(x, width, strides, name, momentum):
     return layers.Activation("gelu", name=name + "_out")(y)
 
 
+def cascade_geometry(param_stats: dict, pixel_scale: float) -> dict:
+    """The ``cascade`` hyperparameter of an estimator: how to re-centre on its answer.
+
+    Parameters
+    ----------
+    param_stats : dict
+        ``{"mean": [...], "std": [...]}``, the standardisation of the parameters
+        (``normalization["params"]`` of a model's config).
+    pixel_scale : float
+        Arcsec per pixel of the network's grid.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of `~astro_delens.nn.layers.Recentre`: the lens centre
+        (x east, y north) lies ``-x / pixel_scale`` columns and ``+y / pixel_scale``
+        rows from the grid centre (`astro_delens.lensmodel.angle_to_pixel`).
+    """
+    from ..lensmodel import PARAMETER_NAMES
+
+    ix, iy = PARAMETER_NAMES.index("center_x"), PARAMETER_NAMES.index("center_y")
+    mean, std = param_stats["mean"], param_stats["std"]
+    scale = float(pixel_scale)
+    return {"index": [ix, iy],
+            "offset": [-float(mean[ix]) / scale, float(mean[iy]) / scale],
+            "per_unit": [-float(std[ix]) / scale, float(std[iy]) / scale]}
+
+
+def _estimator_trunk(inputs, c, prefix="", context=None):
+    """The layers of one parameter network, from the input to the raw ``2 n`` outputs.
+
+    Layer names start with ``prefix``; ``context`` (a tensor) joins the pooled
+    features in the head. The last layer starts at zero.
+    """
+    from keras import layers
+
+    from .layers import InputFeatures, SpatialSoftArgmax
+
+    x = InputFeatures(coords=c["coords"], asinh_softening=c["asinh_softening"],
+                      name=prefix + "features")(inputs)
+    mom = float(c["bn_momentum"])
+    x = _conv_bn(x, int(c["stem_width"]), 3, 1, "gelu", name=prefix + "stem", momentum=mom)
+    stage_outputs = []
+    for i, (width, nblocks) in enumerate(zip(c["widths"], c["blocks"])):
+        for j in range(int(nblocks)):
+            x = _residual_block(x, int(width), 2 if j == 0 else 1,
+                                name=f"{prefix}stage{i}_block{j}", momentum=mom)
+        stage_outputs.append(x)
+    pooled = [layers.GlobalAveragePooling2D(name=prefix + "avg_pool")(x),
+              layers.GlobalMaxPooling2D(name=prefix + "max_pool")(x)]
+    if int(c["keypoints"]):
+        maps = layers.Conv2D(int(c["keypoints"]), 1, name=prefix + "keypoint_maps")(
+            stage_outputs[int(c["keypoints_stage"])])
+        pooled.append(SpatialSoftArgmax(name=prefix + "keypoints")(maps))
+    if context is not None:
+        pooled.append(context)
+    x = layers.Concatenate(name=prefix + "pool")(pooled)
+    x = layers.Dense(int(c["head_units"]), activation="gelu", name=prefix + "head")(x)
+    if c["dropout"]:
+        x = layers.Dropout(float(c["dropout"]), name=prefix + "head_dropout")(x)
+    last = "delta" if prefix else "raw"
+    return layers.Dense(2 * int(c["n_params"]), name=prefix + last,
+                        kernel_initializer="zeros")(x)
+
+
+#: Name prefix of the second network's layers in a cascade.
+CASCADE_PREFIX = "cascade_"
+
+
 def build_estimator(config: dict):
     """Build the (uncompiled) parameter network.
 
@@ -181,40 +262,33 @@ def build_estimator(config: dict):
     -------
     keras.Model
         Input ``(npix, npix, channels)``, output ``(N, 2 n_params)``: means then
-        log-variances of the standardised parameters.
+        log-variances of the standardised parameters. In a cascade, the first
+        network's layers are not trainable.
     """
     import keras
     from keras import layers
 
-    from .layers import GaussianHead, InputFeatures, SpatialSoftArgmax
+    from .layers import GaussianHead, Recentre
 
     c = resolve_config("estimator", config)
+    if c["cascade"] is True:
+        raise ValueError("config: 'cascade' is true but unresolved; give the dict of "
+                         "cascade_geometry (astro-delens train does this)")
     npix = c["npix"]
     inputs = keras.Input((npix, npix, c["channels"]), name="image_noise")
-    x = InputFeatures(coords=c["coords"], asinh_softening=c["asinh_softening"],
-                      name="features")(inputs)
-    mom = float(c["bn_momentum"])
-    x = _conv_bn(x, int(c["stem_width"]), 3, 1, "gelu", name="stem", momentum=mom)
-    stage_outputs = []
-    for i, (width, nblocks) in enumerate(zip(c["widths"], c["blocks"])):
-        for j in range(int(nblocks)):
-            x = _residual_block(x, int(width), 2 if j == 0 else 1, name=f"stage{i}_block{j}",
-                                momentum=mom)
-        stage_outputs.append(x)
-    pooled = [layers.GlobalAveragePooling2D(name="avg_pool")(x),
-              layers.GlobalMaxPooling2D(name="max_pool")(x)]
-    if int(c["keypoints"]):
-        maps = layers.Conv2D(int(c["keypoints"]), 1, name="keypoint_maps")(
-            stage_outputs[int(c["keypoints_stage"])])
-        pooled.append(SpatialSoftArgmax(name="keypoints")(maps))
-    x = layers.Concatenate(name="pool")(pooled)
-    x = layers.Dense(int(c["head_units"]), activation="gelu", name="head")(x)
-    if c["dropout"]:
-        x = layers.Dropout(float(c["dropout"]), name="head_dropout")(x)
-    n = int(c["n_params"])
-    x = layers.Dense(2 * n, name="raw", kernel_initializer="zeros")(x)
-    outputs = GaussianHead(n, c["logvar_min"], c["logvar_max"], name="gaussian")(x)
-    return keras.Model(inputs, outputs, name="astro_delens_estimator")
+    raw = _estimator_trunk(inputs, c)
+    if c["cascade"]:
+        centred = Recentre(**c["cascade"], name=CASCADE_PREFIX + "recentre")([inputs, raw])
+        delta = _estimator_trunk(centred, c, prefix=CASCADE_PREFIX, context=raw)
+        raw = layers.Add(name=CASCADE_PREFIX + "add")([raw, delta])
+    outputs = GaussianHead(c["n_params"], c["logvar_min"], c["logvar_max"],
+                           name="gaussian")(raw)
+    model = keras.Model(inputs, outputs, name="astro_delens_estimator")
+    if c["cascade"]:
+        for layer in model.layers:
+            if not layer.name.startswith(CASCADE_PREFIX):
+                layer.trainable = False
+    return model
 
 
 def build_reconstructor(config: dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["InputFeatures", "GaussianHead", "SpatialSoftArgmax"]
+__all__ = ["InputFeatures", "GaussianHead", "SpatialSoftArgmax", "Recentre"]
 
 
 @keras.saving.register_keras_serializable(package="astro_delens")
@@ -122,3 +122,52 @@ class SpatialSoftArgmax(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 2 * input_shape[3])
+
+
+@keras.saving.register_keras_serializable(package="astro_delens")
+class Recentre(keras.layers.Layer):
+    """Shift each image so that a predicted lens centre lands on the grid centre.
+
+    Called on ``[images, raw]``, where ``raw`` holds a first network's
+    standardised means (its first ``n`` columns). The centre's offset in pixels
+    from the grid centre is ``offset + per_unit * raw[:, index]``, per axis
+    (columns, rows); `astro_delens.nn.architectures.cascade_geometry` derives
+    these constants from the parameter statistics and the pixel scale. The
+    images are resampled bilinearly, edge values extending outwards; shifts are
+    clipped to a quarter of the grid.
+
+    Parameters
+    ----------
+    index : (int, int)
+        Columns of ``raw`` holding the standardised centre_x and centre_y.
+    offset, per_unit : (float, float)
+        Column and row offsets (pixels) at standardised value 0, and their
+        change per standardised unit.
+    """
+
+    def __init__(self, index=(4, 5), offset=(0.0, 0.0), per_unit=(1.0, 1.0), **kwargs):
+        super().__init__(**kwargs)
+        self.index = tuple(int(i) for i in index)
+        self.offset = tuple(float(v) for v in offset)
+        self.per_unit = tuple(float(v) for v in per_unit)
+
+    def call(self, inputs):
+        images, raw = inputs
+        raw = ops.stop_gradient(ops.cast(raw, images.dtype))
+        limit = images.shape[1] / 4.0
+        shifts = [ops.clip(self.offset[a] + self.per_unit[a] * raw[:, self.index[a]],
+                           -limit, limit) for a in (0, 1)]
+        one, zero = ops.ones_like(shifts[0]), ops.zeros_like(shifts[0])
+        # Output pixel (column c, row r) reads the input at (c + shift_col, r + shift_row).
+        transform = ops.stack([one, zero, shifts[0], zero, one, shifts[1], zero, zero], axis=-1)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear",
+                                          fill_mode="nearest", data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(index=list(self.index), offset=list(self.offset),
+                      per_unit=list(self.per_unit))
+        return config

@@ -1,11 +1,14 @@
 """Start a grown network from a trained one, so that it first computes the same function.
 
 A warm start (``astro-delens train --init``) normally keeps the architecture.
-The one growth allowed is an added input branch of the estimator's head
-(``keypoints``): every layer of the trained network is matched by name, and the
-head's first dense layer, whose input got longer, keeps its trained rows and
-starts the new ones at zero. The grown network therefore begins with the trained
-network's answers, and training only adds what the new branch brings.
+Two growths are allowed, and every layer of the trained network is matched by
+name. An added input branch of the estimator's head (``keypoints``): the head's
+first dense layer, whose input got longer, keeps its trained rows and starts the
+new ones at zero. A second network in a ``cascade``: its layers (named
+``cascade_`` + the first network's names) start as copies of the trained
+network's, with zero rows for the head's extra input, and its last layer, which
+has no counterpart, at zero. Either way the grown network begins with the trained
+network's answers, and training only adds what is new.
 
 Importing this module does not import Keras; the functions work on built models.
 """
@@ -17,8 +20,11 @@ import numpy as np
 __all__ = ["transfer_weights"]
 
 
-def transfer_weights(source, target) -> list[str]:
+def transfer_weights(source, target, prefix="cascade_") -> list[str]:
     """Copy the weights of ``source`` into the same-named layers of ``target``.
+
+    A ``target`` layer named ``prefix`` + the name of a ``source`` layer, with no
+    same-named layer in ``source``, is given a copy of that layer's weights too.
 
     Parameters
     ----------
@@ -27,6 +33,8 @@ def transfer_weights(source, target) -> list[str]:
         ``target`` under the same name, with weights of the same shapes, except
         that a 2-d kernel may have more input rows in ``target``: its extra rows
         are set to zero.
+    prefix : str
+        Name prefix of the layers of a cascade's second network.
 
     Returns
     -------
@@ -41,6 +49,7 @@ def transfer_weights(source, target) -> list[str]:
         cannot be carried over.
     """
     target_layers = {layer.name: layer for layer in target.layers}
+    source_names = {layer.name for layer in source.layers}
     copied = set()
     for layer in source.layers:
         weights = layer.get_weights()
@@ -54,6 +63,11 @@ def transfer_weights(source, target) -> list[str]:
                for w, t in zip(weights, dest.get_weights(), strict=True)]
         dest.set_weights(new)
         copied.add(layer.name)
+        twin = target_layers.get(prefix + layer.name)
+        if twin is not None and twin.name not in source_names:
+            twin.set_weights([_fit(w, t.shape, layer.name)
+                              for w, t in zip(weights, twin.get_weights(), strict=True)])
+            copied.add(twin.name)
     return [layer.name for layer in target.layers
             if layer.get_weights() and layer.name not in copied]
 

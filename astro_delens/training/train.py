@@ -439,9 +439,12 @@ def _init_config(init, kind, preset) -> dict:
     return cfg
 
 
-#: Architecture hyperparameters a warm start may add to a model that lacks them
-#: (the head grows a branch; `astro_delens.nn.transfer` starts it at zero).
-_GROWABLE = {"estimator": ("keypoints", "keypoints_stage")}
+#: Architecture hyperparameters a warm start may add to a model that lacks them,
+#: each group under the key that switches it on: the head grows a branch
+#: (``keypoints``) or a second, re-centred network (``cascade``);
+#: `astro_delens.nn.transfer` starts them so that the answers do not change.
+_GROWABLE = {"estimator": {"keypoints": ("keypoints", "keypoints_stage"),
+                           "cascade": ("cascade",)}}
 
 
 def _merge_init_config(init_cfg, config, kind) -> dict:
@@ -450,8 +453,9 @@ def _merge_init_config(init_cfg, config, kind) -> dict:
     Training settings (`TRAINING_DEFAULTS`: loss, masks, regularisation) may
     change; architecture hyperparameters may only repeat the initial model's,
     except that an estimator without keypoints may be given some (its head
-    grows a branch). ``freeze_batchnorm`` is not inherited: it is a choice of
-    one fine-tuning step, given anew each time.
+    grows a branch), and one without a cascade may be given one.
+    ``freeze_batchnorm`` is not inherited: it is a choice of one fine-tuning
+    step, given anew each time.
     """
     from ..nn.architectures import resolve_config
 
@@ -459,13 +463,14 @@ def _merge_init_config(init_cfg, config, kind) -> dict:
     inherited = dict(init_cfg.get("training_setup", {}))
     inherited.pop("freeze_batchnorm", None)
     merged = {**arch, **inherited}
-    growable = _GROWABLE.get(kind, ()) if not arch.get("keypoints") else ()
+    growable = [key for switch, keys in _GROWABLE.get(kind, {}).items()
+                if not arch.get(switch) for key in keys]
     for key, value in (config or {}).items():
         if (key not in TRAINING_DEFAULTS and key not in growable and key in merged
                 and merged[key] != value):
             raise ValueError(f"config: {key}={value!r} differs from the initial model's "
                              f"{merged[key]!r}; a warm start keeps the architecture"
-                             + (f" (it may only add {' and '.join(growable)})"
+                             + (f" (it may only add {', '.join(growable)})"
                                 if growable else ""))
         merged[key] = value
     return merged
@@ -714,6 +719,12 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     if init_cfg is not None:
         stats = init_cfg["normalization"]["params"]
         stats_source = f"initial model {init}"
+    if arch.get("cascade") is True:
+        if init_cfg is None:
+            raise ValueError("config: a cascade grows from a trained estimator; give --init")
+        from ..nn.architectures import cascade_geometry
+
+        arch["cascade"] = cascade_geometry(stats, preset.pixel_scale)
 
     # ---- output directory: fresh, resume or refuse
     resume = False
