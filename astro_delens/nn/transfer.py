@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .architectures import CASCADE_PREFIX
+
 __all__ = ["transfer_weights"]
 
 
-def transfer_weights(source, target, prefix="cascade_") -> list[str]:
+def transfer_weights(source, target, prefix=CASCADE_PREFIX) -> list[str]:
     """Copy the weights of ``source`` into the same-named layers of ``target``.
 
     A ``target`` layer named ``prefix`` + the name of a ``source`` layer, with no
