@@ -710,6 +710,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     arch = resolve_config(kind, arch_user)
     if arch["npix"] != preset.npix:
         raise ValueError(f"config: npix={arch['npix']} but the data have {preset.npix} pixels")
+    if arch.get("cascade") is True and init_cfg is None:
+        raise ValueError("config: a cascade grows from a trained estimator; give --init")
     mask_p = training["mask_probability"]
     if mask_p is None:
         mask_p = 0.1 if preset.noise else 0.0
@@ -720,8 +722,6 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         stats = init_cfg["normalization"]["params"]
         stats_source = f"initial model {init}"
     if arch.get("cascade") is True:
-        if init_cfg is None:
-            raise ValueError("config: a cascade grows from a trained estimator; give --init")
         from ..nn.architectures import cascade_geometry
 
         arch["cascade"] = cascade_geometry(stats, preset.pixel_scale)
