@@ -165,6 +165,55 @@ def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
     assert "is not a reconstructor model" in capsys.readouterr().err
 
 
+def test_every_epoch_kept_and_another_one_selected(trained, toy, tmp_path):
+    import h5py
+
+    from astro_delens.cli import main
+    from astro_delens.nn.registry import load_estimator, verify_checksums
+    from astro_delens.training.train import epoch_weights_path, select_epoch
+
+    val = write_toy_h5(tmp_path / "val100.h5", 100, seed=5)  # enough to calibrate on
+    out = tmp_path / "kept"
+    assert main(["train", "estimator", "--train", str(toy["train"]), "--val", str(val),
+                 "--out", str(out), "--epochs", "3", "--batch-size", "8", "--lr", "3e-3",
+                 "--quiet", "--keep-epochs", "--init", str(trained["estimator"]),
+                 "--config", '{"freeze_batchnorm": true}']) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert "--keep-epochs" in cfg["training"]["command"]
+    for n in (1, 2, 3):  # weights only, as model.weights.h5, no optimizer state
+        with h5py.File(epoch_weights_path(out, n)) as f:
+            assert "optimizer" not in f and "layers" in f
+    x = np.random.default_rng(0).normal(size=(3, NPIX, NPIX)).astype(np.float32)
+    noise = np.ones_like(x)
+    best = cfg["training"]["best_epoch"]
+    at_best = load_estimator(out).predict(x, noise)[0]
+
+    other = 1 if best != 1 else 2
+    with open(out / "card.md", "a") as f:
+        f.write("\n## Known shortcomings\n\nhand-written\n")
+    new = select_epoch(out, other, "the lowest RMS of e1 on the validation set",
+                       log=lambda msg: None)
+    assert new["training"]["kept_epoch"] == {"epoch": other, "why": "the lowest RMS of e1 on "
+                                             "the validation set"}
+    assert new["calibration"]["data"]["n"] == 100  # calibrated again, for these weights
+    card = (out / "card.md").read_text()
+    assert f"weights kept: those after epoch {other}, the lowest RMS of e1" in card
+    assert "Not evaluated yet" in card and card.endswith("hand-written\n")
+    verify_checksums(out)
+    assert not np.allclose(load_estimator(out).predict(x, noise)[0], at_best)
+    # the epoch the run kept by its validation loss: the same weights as it wrote
+    select_epoch(out, best, "back", calibrate=False)
+    assert "calibration" not in json.loads((out / "config.json").read_text())
+    np.testing.assert_allclose(load_estimator(out).predict(x, noise)[0], at_best, atol=1e-6)
+
+    with pytest.raises(ValueError, match="epoch: no weights of epoch 4 .*epoch001"):
+        select_epoch(out, 4, "why not")
+    with pytest.raises(ValueError, match="why: expected a sentence"):
+        select_epoch(out, 1, " ")
+    with pytest.raises(ValueError, match="train with keep_epochs=True"):
+        select_epoch(trained["estimator"], 1, "no epochs kept")
+
+
 def test_fine_tuning_with_frozen_batchnorm_keeps_its_statistics(trained, toy, tmp_path):
     from astro_delens.cli import main
     from astro_delens.nn.registry import load_estimator

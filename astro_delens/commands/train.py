@@ -7,7 +7,10 @@ model.weights.h5, card.md, SHA256SUMS, history.csv) that ``astro-delens
 evaluate``, ``predict`` and ``reconstruct`` can use.
 
 The state of the last finished epoch is kept in OUT/.training/: if training is
-interrupted, running the same command again resumes it.
+interrupted, running the same command again resumes it. The model keeps the
+weights of the epoch with the lowest validation loss; with --keep-epochs every
+epoch's weights are kept in OUT/epochs/ as well, and
+astro_delens.training.train.select_epoch makes the model use another one.
 
 --config takes a JSON object (inline or a file name) of architecture
 hyperparameters, e.g. '{"widths": [32, 64, 128, 192]}' (estimator) or
@@ -113,6 +116,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from this model's weights (same kind and preset; its "
                              "architecture and normalisation are kept), e.g. to continue "
                              "training a model on more data")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="also keep the weights after every epoch in OUT/epochs/, to "
+                             "choose another epoch than the one of the lowest validation "
+                             "loss afterwards (astro_delens.training.train.select_epoch)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
 
 
@@ -157,6 +164,8 @@ def _command_line(args) -> str:
         words.append("--no-augment")
     if args.init is not None:
         words += ["--init", args.init]
+    if args.keep_epochs:
+        words.append("--keep-epochs")
     return shlex.join(words)
 
 
@@ -178,7 +187,7 @@ def run(args) -> int:
             patience=args.patience, lr_schedule=args.lr_schedule,
             augment=not args.no_augment, overwrite=args.overwrite,
             verbose=0 if args.quiet else "auto", log=log,
-            command=_command_line(args), init=args.init,
+            command=_command_line(args), init=args.init, keep_epochs=args.keep_epochs,
         )
     except FileNotFoundError as exc:
         raise CommandError(str(exc)) from None

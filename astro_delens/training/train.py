@@ -21,6 +21,11 @@ The output directory is a model directory (see `astro_delens.nn.registry`):
     checksums of the three files above.
 ``history.csv``
     per-epoch losses and learning rate (not part of the checksummed model).
+``epochs/epochNNN.weights.h5``
+    with ``keep_epochs=True`` only: the weights after each epoch (1-based),
+    so that another epoch than the one of the lowest validation loss can be
+    chosen afterwards with `select_epoch` (for example the one with the
+    lowest RMS of the parameters that matter most).
 
 While training, ``<out>/.training/`` holds the state of the last finished
 epoch (weights, optimizer, epoch) and the best weights so far: running the
@@ -55,6 +60,8 @@ __all__ = [
     "KINDS",
     "TRAINING_DEFAULTS",
     "train_model",
+    "select_epoch",
+    "epoch_weights_path",
     "read_h5_info",
     "preset_from_dict",
     "sha256_file",
@@ -65,6 +72,7 @@ __all__ = [
 KINDS = ("estimator", "reconstructor")
 FORMAT_VERSION = 1
 STATE_DIR = ".training"
+EPOCHS_DIR = "epochs"
 
 #: Hyperparameters of training itself (may be given in the ``--config`` JSON).
 TRAINING_DEFAULTS = {
@@ -358,7 +366,7 @@ def _read_history(path):
         return list(csv.DictReader(f))
 
 
-def _callbacks(out, state, monitor_path, patience, log, total_epochs):
+def _callbacks(out, state, monitor_path, patience, log, total_epochs, epoch_model=None):
     import keras
 
     history_path = out / "history.csv"
@@ -400,6 +408,14 @@ def _callbacks(out, state, monitor_path, patience, log, total_epochs):
                 self.best_epoch = i
                 self.wait = len(vals) - 1 - i
 
+    class EpochWeights(keras.callbacks.Callback):
+        """Write each epoch's weights, without the optimizer state, to OUT/epochs/."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            (out / EPOCHS_DIR).mkdir(exist_ok=True)
+            epoch_model.set_weights(self.model.get_weights())
+            epoch_model.save_weights(str(epoch_weights_path(out, epoch + 1)))
+
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -416,7 +432,7 @@ def _callbacks(out, state, monitor_path, patience, log, total_epochs):
         keras.callbacks.CSVLogger(str(history_path), append=True),
         Stopper(monitor="val_loss", patience=int(patience), mode="min"),
         Progress(),
-    ]
+    ] + ([EpochWeights()] if epoch_model is not None else [])
 
 
 # --------------------------------------------------------------------------
@@ -565,6 +581,72 @@ def _hardware():
     return info
 
 
+def epoch_weights_path(model_dir, epoch) -> Path:
+    """Where ``keep_epochs=True`` writes the weights after ``epoch`` (1-based)."""
+    return Path(model_dir) / EPOCHS_DIR / f"epoch{int(epoch):03d}.weights.h5"
+
+
+def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
+    """Make a model trained with ``keep_epochs=True`` use the weights of another epoch.
+
+    Training keeps the epoch of the lowest validation loss; the loss weighs
+    every parameter, and the epoch that estimates a few of them best can be
+    another. The chosen epoch and the reason are recorded in ``config.json``
+    (``training.kept_epoch``) and on the card, whose evaluation is reset
+    (hand-written sections are kept); run ``astro-delens evaluate`` again.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        A model directory written by `train_model` with ``keep_epochs=True``.
+    epoch : int
+        The epoch (1-based, as in the card and ``history.csv`` row order).
+    why : str
+        Why this epoch, for the card (e.g. "the lowest e1 / e2 RMS on the
+        validation set"). Choose on a validation set, never the test set.
+    calibrate : bool
+        For an estimator, calibrate the uncertainties again on the
+        validation file recorded in ``config.json`` (the old calibration
+        belongs to other weights and is removed in any case).
+    log : callable, optional
+        Called with status lines (default: print to stderr).
+
+    Returns
+    -------
+    dict
+        The new ``config.json`` contents.
+    """
+    from .evaluate import _kept_sections
+
+    model_dir = Path(model_dir)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    weights = epoch_weights_path(model_dir, epoch)
+    if not weights.exists():
+        kept = sorted(p.name for p in (model_dir / EPOCHS_DIR).glob("epoch*.weights.h5"))
+        raise ValueError(f"epoch: no weights of epoch {epoch!r} in {model_dir / EPOCHS_DIR} "
+                         f"(found: {', '.join(kept) or 'none; train with keep_epochs=True'})")
+    if not (isinstance(why, str) and why.strip()):
+        raise ValueError(f"why: expected a sentence saying why epoch {epoch} is kept, got {why!r}")
+    val = cfg["training"]["val"]
+    calibrate = calibrate and cfg["kind"] == "estimator" and val["n"] >= 100
+    if calibrate and not Path(val["path"]).exists():
+        raise FileNotFoundError(f"calibrate: the validation file {val['path']} is not there; "
+                                "pass calibrate=False and run astro-delens calibrate")
+    shutil.copyfile(weights, model_dir / "model.weights.h5")
+    cfg["training"]["kept_epoch"] = {"epoch": int(epoch), "why": why.strip()}
+    cfg["status"] = "trained"
+    cfg.pop("calibration", None)
+    _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+    write_checksums(model_dir)
+    if calibrate:
+        from .calibrate import calibrate_estimator
+
+        cfg["calibration"] = calibrate_estimator(model_dir, val["path"], log=log)
+    _atomic_write(model_dir / "card.md", _card_stub(cfg) + _kept_sections(model_dir / "card.md"))
+    write_checksums(model_dir)
+    return cfg
+
+
 def _card_stub(cfg) -> str:
     t = cfg["training"]
     lines = [
@@ -620,7 +702,7 @@ def _card_stub(cfg) -> str:
 def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32, lr=1e-3,
                 seed=0, max_samples=None, max_val_samples=None, patience=8,
                 lr_schedule="cosine", augment=True, overwrite=False, verbose="auto",
-                log=None, command=None, init=None, calibrate=True) -> dict:
+                log=None, command=None, init=None, calibrate=True, keep_epochs=False) -> dict:
     """Train a network and write a model directory.
 
     Parameters
@@ -664,6 +746,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         For an estimator, calibrate its uncertainties on the whole validation
         file when training ends (`astro_delens.training.calibrate`; needs at
         least 100 validation samples).
+    keep_epochs : bool
+        Also write the weights after every epoch to ``<out>/epochs/`` (see
+        the module doc and `select_epoch`).
 
     Returns
     -------
@@ -809,7 +894,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
     best_path = state / "best.weights.h5"
-    callbacks = _callbacks(out, state, best_path, patience, log, epochs)
+    callbacks = _callbacks(out, state, best_path, patience, log, epochs,
+                           epoch_model=build_model(kind, arch) if keep_epochs else None)
 
     class EpochSetter(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
