@@ -592,8 +592,9 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
     Training keeps the epoch of the lowest validation loss; the loss weighs
     every parameter, and the epoch that estimates a few of them best can be
     another. The chosen epoch and the reason are recorded in ``config.json``
-    (``training.kept_epoch``) and on the card, whose evaluation is reset
-    (hand-written sections are kept); run ``astro-delens evaluate`` again.
+    (``training.kept_epoch``) and on the card; the evaluation, which measured
+    other weights, is removed from both (the card's hand-written sections
+    are kept): run ``astro-delens evaluate`` again.
 
     Parameters
     ----------
@@ -635,6 +636,7 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
     shutil.copyfile(weights, model_dir / "model.weights.h5")
     cfg["training"]["kept_epoch"] = {"epoch": int(epoch), "why": why.strip()}
     cfg["status"] = "trained"
+    cfg.pop("evaluation", None)  # both measured other weights
     cfg.pop("calibration", None)
     _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
     write_checksums(model_dir)
