@@ -639,7 +639,7 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
     cfg.pop("evaluation", None)  # both measured other weights
     cfg.pop("calibration", None)
     _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
-    write_checksums(model_dir)
+    write_checksums(model_dir)  # calibrating loads the model, which verifies them
     if calibrate:
         from .calibrate import calibrate_estimator
 
