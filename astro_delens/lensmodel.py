@@ -257,6 +257,10 @@ PRIORS = {
         "gamma2": TruncatedNormal(0.0, 0.05, -0.15, 0.15),
     },
 }
+#: ``sky``: the ``survey`` lenses, up to 0.5" off the cutout centre.
+PRIORS["sky"] = {**PRIORS["survey"],
+                 "center_x": TruncatedNormal(0.0, 0.25, -0.5, 0.5),
+                 "center_y": TruncatedNormal(0.0, 0.25, -0.5, 0.5)}
 
 
 def get_priors(preset: str) -> dict:

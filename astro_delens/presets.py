@@ -19,6 +19,15 @@ Presets
     signal-to-noise of the arcs ranges from 5 to 200 (log-uniform); the lens
     galaxy's peak brightness ranges from 0.1 to 20 times that of the arcs, and
     is absent in 10% of the lenses.
+``sky``
+    The ``survey`` grid and lenses, drawn as the sky shows them and prepared
+    as users' images are (`astro_delens.training.sky`): simulated at native
+    pixel scales of 0.03"-0.2" and passed through
+    `~astro_delens.cutout.prepare_cutout`; lens light of two components of
+    different shape and orientation, 0.3-100 times the arcs' peak;
+    neighbours, satellites close to the ring and stars; compact sources;
+    correlated noise and background residuals; lenses up to 0.5" off the
+    cutout centre; cutouts smaller than the model's grid.
 
 The source target
 -----------------
@@ -110,6 +119,28 @@ PRESETS = {
         lens_light_zero_fraction=0.1,
         description="Space-based imaging (HST, Euclid, JWST) on 96x96 pixels at 0.1\": "
         "noise, lens light and PSF drawn over realistic ranges, theta_E 0.5\"-3.0\".",
+    ),
+    "sky": Preset(
+        name="sky",
+        npix=96,
+        pixel_scale=0.1,
+        source_npix=96,
+        source_pixel_scale=0.05,
+        source_reference_fwhm=0.025,
+        supersampling=2,
+        psf_kinds=("gaussian", "moffat", "airy"),
+        psf_fwhm_range=(0.07, 0.6),
+        noise=True,
+        snr_range=(5.0, 200.0),
+        lens_light=True,
+        lens_light_ratio_range=(0.3, 100.0),
+        lens_light_zero_fraction=0.05,
+        description="Lenses as the sky shows them (HST, Euclid, JWST and ground-like "
+        "cutouts at native pixel scales of 0.03\"-0.2\", passed through prepare_cutout onto "
+        "the survey grid): two-component lens light up to 100x the arcs, neighbours, "
+        "satellites and stars, compact sources, correlated noise, background residuals, "
+        "lenses up to 0.5\" off centre, cutouts smaller than the grid.",
+        extra={"simulator": "sky"},
     ),
 }
 

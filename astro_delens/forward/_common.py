@@ -132,13 +132,15 @@ def make_psf(psf, pixel_scale, psf_fwhm=2.0):
     description : str
     """
     if psf is None:
+        from lenstronomy.Util.kernel_util import kernel_gaussian
+
         fwhm_pix = _positive_scale(psf_fwhm, "psf_fwhm")
-        kwargs = {
-            "psf_type": "GAUSSIAN",
-            "fwhm": fwhm_pix * float(pixel_scale),
-            "pixel_size": float(pixel_scale),
-            "truncation": 5,
-        }
+        # A pixel kernel, not lenstronomy's "GAUSSIAN" type: since lenstronomy 1.14
+        # the adaptive supersampling of the refinement refuses Gaussian convolution.
+        # Truncated at 5 sigma, as lenstronomy's own Gaussian convolution is.
+        half = max(1, int(np.ceil(5.0 * fwhm_pix / 2.3548)))
+        kernel = kernel_gaussian(2 * half + 1, 1.0, fwhm_pix)
+        kwargs = {"psf_type": "PIXEL", "kernel_point_source": kernel / kernel.sum()}
         desc = (
             f"assumed Gaussian PSF, FWHM {fwhm_pix:g} pixels "
             f"({fwhm_pix * float(pixel_scale):.4g} arcsec); no PSF was given"

@@ -266,9 +266,9 @@ _WORKER = {}
 
 
 def _make_simulator(preset, source_catalog, psf_files):
-    from .simulate import LensSimulator
+    from .simulate import make_simulator
 
-    return LensSimulator(preset, source_catalog=source_catalog, psf_files=psf_files)
+    return make_simulator(preset, source_catalog=source_catalog, psf_files=psf_files)
 
 
 def _worker_init(preset, source_catalog, psf_files, seed, split, subset):

@@ -29,7 +29,7 @@ from ..presets import get_preset
 from .instrument import PSFBank, add_noise, draw_psf, psf_stamp_size
 from .sources import ProceduralSourceGenerator
 
-__all__ = ["LensSimulator", "render_arcs", "render_lens_light", "source_offset", "source_target"]
+__all__ = ["LensSimulator", "make_simulator", "render_arcs", "render_lens_light", "source_offset", "source_target"]
 
 #: Largest source offset from the lens centre, in units of theta_E; sources
 #: inside it are strongly lensed into arcs, rings or quads/doubles.
@@ -288,3 +288,14 @@ def lensmodel_phi_q(e1, e2):
 
     phi, q = ellipticity2phi_q(e1, e2)
     return float(phi), float(q)
+
+
+def make_simulator(preset, source_catalog=None, psf_files=None) -> LensSimulator:
+    """The simulator of ``preset``: `~astro_delens.training.sky.SkySimulator` for presets
+    that ask for it (``extra["simulator"] == "sky"``), else `LensSimulator`."""
+    preset = get_preset(preset)
+    if preset.extra.get("simulator") == "sky":
+        from .sky import SkySimulator
+
+        return SkySimulator(preset, source_catalog=source_catalog, psf_files=psf_files)
+    return LensSimulator(preset, source_catalog=source_catalog, psf_files=psf_files)
