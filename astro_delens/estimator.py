@@ -35,6 +35,7 @@ import numpy as np
 from . import lensmodel
 from .cutout import prepare_cutout
 from .exceptions import OutOfDomainWarning
+from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
 from .nn.registry import DEFAULT_SYMMETRIES
 from .results import LensEstimate, estimates_table
 
@@ -131,6 +132,12 @@ class LensParameterEstimator(_NetworkFront):
         image (see `astro_delens.nn.registry.LoadedEstimator.predict`): 8, the
         default, is the most accurate; 1 is faster (on 2 CPU cores, FITS to
         table at 21 instead of 15 cutouts per second).
+    field_check : bool
+        Check that the Einstein radius does not depend on what lies far from
+        the lens (`astro_delens.fieldcheck`: four more network passes on
+        smaller fields of view); estimates that do are flagged
+        ``field_dependence`` with an `~astro_delens.exceptions.OutOfDomainWarning`
+        and their theta_E interval is widened to the range found.
 
     Attributes
     ----------
@@ -147,10 +154,19 @@ class LensParameterEstimator(_NetworkFront):
     """
 
     def __init__(self, model="survey", *, verify=True, batch_size=256,
-                 symmetries=DEFAULT_SYMMETRIES):
+                 symmetries=DEFAULT_SYMMETRIES, field_check=True):
         self._model = _load(model, "estimator", verify)
         self._set_batch_size(batch_size)
         self._set_symmetries(symmetries)
+        if not isinstance(field_check, bool):
+            raise TypeError(f"field_check: expected True or False, got {field_check!r}")
+        self.field_check = field_check
+
+    @property
+    def field_check_threshold(self) -> float:
+        """Relative theta_E range above which an estimate is flagged (`astro_delens.fieldcheck`)."""
+        stored = self._model.config.get("field_check") or {}
+        return float(stored.get("threshold", DEFAULT_THRESHOLD))
 
     def __repr__(self):
         p = self.preset
@@ -173,9 +189,30 @@ class LensParameterEstimator(_NetworkFront):
         masks = np.stack([p.mask for p in prepared])
         mean, std = self._model.predict(images, noises, masks, batch_size=self.batch_size,
                                         symmetries=self.symmetries)
+        flags = [self._domain_flags(m, p) for m, p in zip(mean, prepared)]
+        if self.field_check:
+            std = self._check_field(images, noises, masks, mean, std, prepared, flags)
         info = self.model_info
-        return [LensEstimate(m, s, p, info, self._domain_flags(m, p))
-                for m, s, p in zip(mean, std, prepared)]
+        return [LensEstimate(m, s, p, info, f) for m, s, p, f in zip(mean, std, prepared, flags)]
+
+    def _check_field(self, images, noises, masks, mean, std, prepared, flags):
+        """Warn about, and widen the theta_E interval of, estimates that depend on the field."""
+        relative, bounds = field_dependence(self._model, images, noises, masks, mean[:, 0],
+                                            self.batch_size)
+        threshold = self.field_check_threshold
+        std = std.copy()
+        for k in np.flatnonzero(relative > threshold):
+            low, high = bounds[k]
+            std[k, 0] = np.hypot(std[k, 0], (high - low) / 2.0)
+            flags[k].append("field_dependence")
+            warnings.warn(OutOfDomainWarning(
+                f"{prepared[k].label}: theta_E depends on what lies far from the lens: "
+                f"{low:.2f}\"-{high:.2f}\" as the field of view shrinks around the ring "
+                f"(more than {threshold:.0%} of the estimate); neighbours, stars or "
+                "interlopers may be read as arcs. The interval has been widened to this "
+                "range; mask them or give a smaller size to check.", "field_dependence"),
+                stacklevel=3)
+        return std
 
     def _domain_flags(self, mean, prepared):
         flags = [code for code, _ in prepared.domain_warnings]

@@ -361,6 +361,30 @@ def test_background_and_noise_are_estimated():
     assert np.median(kept.image[~kept.mask]) > 25  # 7.5 per 0.05" pixel, 30 per model pixel
 
 
+@pytest.mark.parametrize("seed", [2927304825882076910, 7784260216864635276])
+def test_noise_free_simulations_keep_zero_noise_and_no_background(seed):
+    # seed lenses whose arcs fill the field: their faint wings looked like a noisy sky
+    from astro_delens.training.simulate import LensSimulator
+
+    image = LensSimulator("seed").simulate(seed)["image"]
+    out = prepare_cutout(image, "seed", pixel_scale=0.08 * u.arcsec)
+    assert not out.mask.any()
+    np.testing.assert_array_equal(out.noise_map, 0.0)
+    np.testing.assert_allclose(out.image, image, atol=1e-7 * image.max())
+
+
+def test_noise_is_not_mistaken_for_a_smooth_sky():
+    # drizzle-like correlated noise still counts as noise
+    from scipy.ndimage import convolve
+
+    rng = np.random.default_rng(8)
+    kernel = np.array([[0.49, 0.7, 0.49], [0.7, 1.0, 0.7], [0.49, 0.7, 0.49]])
+    noise = convolve(rng.normal(0, 1, (96, 96)), kernel / np.sqrt(np.sum(kernel**2)))
+    out = prepare_cutout(render(jacobian(0, 0.1), (96, 96)) + 0.05 * noise, "survey",
+                         pixel_scale=0.1 * u.arcsec)
+    assert np.median(out.noise_map) == pytest.approx(0.05, rel=0.15)
+
+
 def test_masks_nan_and_noise_sentinels(truth):
     image = render(jacobian(0, 0.1), (96, 96))
     image[10, 10] = np.nan

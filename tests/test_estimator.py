@@ -142,6 +142,50 @@ def test_estimates_outside_the_prior_are_flagged(est, monkeypatch):
     assert result.to_table()["flags"][0] == "prior,field"
 
 
+class FieldDrivenOracle(Oracle):
+    """A network read by a neighbour: theta_E doubles when the outer field is visible."""
+
+    def predict(self, image, noise_map, mask=None, batch_size=256, symmetries=8):
+        mean, std = super().predict(image, noise_map, mask, batch_size, symmetries)
+        n = image.shape[-1]
+        masked_edge = np.asarray(mask)[:, n // 2, 0] if mask is not None else np.zeros(len(mean))
+        mean = mean.copy()
+        mean[:, 0] = np.where(masked_edge, mean[:, 0], 2 * mean[:, 0])
+        return mean, std
+
+
+def test_estimates_that_depend_on_the_field_are_flagged_and_widened(family):
+    est = LensParameterEstimator(family)
+    mean = _truth_vector()
+    mean[0] = 1.0
+    est._model = FieldDrivenOracle(est._model, mean, np.full(8, 0.01))
+    with pytest.warns(OutOfDomainWarning, match="depends on what lies far") as record:
+        result = est.predict(example_path(), noise="NOISE")
+    assert "field_dependence" in result.flags
+    assert {w.message.code for w in record} >= {"field_dependence"}
+    # full field 2.0", every smaller square 1.0": the interval covers both
+    assert result.mean[0] == pytest.approx(2.0)
+    assert result.std[0] == pytest.approx(np.hypot(0.01, 0.5))
+    assert result.std[1] == pytest.approx(0.01)
+    # without the check: no flag, the network's own interval
+    quiet_est = LensParameterEstimator(family, field_check=False)
+    quiet_est._model = est._model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutOfDomainWarning)
+        plain = quiet_est.predict(example_path(), noise="NOISE")
+    assert "field_dependence" not in plain.flags and plain.std[0] == pytest.approx(0.01)
+    with pytest.raises(TypeError, match="field_check"):
+        LensParameterEstimator(family, field_check="yes")
+
+
+def test_field_dependence_threshold_comes_from_the_model(family):
+    from astro_delens.fieldcheck import DEFAULT_THRESHOLD
+
+    est = LensParameterEstimator(family)
+    stored = (est._model.config.get("field_check") or {}).get("threshold", DEFAULT_THRESHOLD)
+    assert est.field_check_threshold == pytest.approx(stored)
+
+
 @pytest.mark.parametrize("form", ["path", "hdulist", "ccddata"])
 def test_same_estimate_for_every_form(est, form):
     reference = est.prepare(example_path(), noise="NOISE")

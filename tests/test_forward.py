@@ -200,6 +200,33 @@ def test_refine_improves_a_perturbed_start(survey_lens):
     assert np.all((res.params >= res.lower - 1e-9) & (res.params <= res.upper + 1e-9))
 
 
+def test_refine_with_the_assumed_gaussian_psf_and_supersampled_arcs(survey_lens):
+    # the default path when a user gives no PSF: lenstronomy >= 1.14 refuses its own
+    # Gaussian convolution in the adaptive supersampling of the arcs
+    s = survey_lens
+    p = s["params"]
+    std = np.array([0.04 * p[0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])
+    start = p + np.array([1.5, -0.5, 1.0, -1.0, 1.0, -1.0, 0.5, 0.5]) * std
+    res = refine(s["image"], s["noise_map"], start, std, PRESET.pixel_scale, psf=None,
+                 psf_fwhm=2.0, supersampling=2, supersampling_region="arcs", n_particles=8,
+                 n_iterations=5, polish_iterations=5, seed=3, uncertainties=False)
+    assert "assumed Gaussian PSF" in res.settings["psf"]
+    assert abs(res.params[0] - p[0]) < 0.5 * abs(start[0] - p[0])
+
+
+def test_assumed_gaussian_psf_is_a_normalised_pixel_kernel():
+    from astro_delens.forward._common import make_psf
+
+    psf_class, kwargs, description = make_psf(None, 0.1, psf_fwhm=2.5)
+    kernel = kwargs["kernel_point_source"]
+    assert kwargs["psf_type"] == "PIXEL" and kernel.shape[0] % 2 == 1
+    assert np.isclose(kernel.sum(), 1.0)
+    # FWHM from the area above half maximum, within a pixel
+    area = np.sum(kernel >= 0.5 * kernel.max())
+    assert abs(2 * np.sqrt(area / np.pi) - 2.5) < 1.0
+    assert "assumed Gaussian PSF, FWHM 2.5 pixels" in description
+
+
 def test_refine_without_lens_light(survey_lens):
     s = survey_lens
     p = s["params"]

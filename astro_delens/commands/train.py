@@ -113,9 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the contents of --out")
     parser.add_argument("--init", metavar="MODEL_DIR",
-                        help="start from this model's weights (same kind and preset; its "
-                             "architecture and normalisation are kept), e.g. to continue "
-                             "training a model on more data")
+                        help="start from this model's weights (same kind, and a preset "
+                             "with the same grids; its architecture and normalisation are "
+                             "kept), e.g. to continue training a model on more data or to "
+                             "fine-tune a survey model on the sky preset")
     parser.add_argument("--keep-epochs", action="store_true",
                         help="also keep the weights after every epoch in OUT/epochs/, to "
                              "choose another epoch than the one of the lowest validation "

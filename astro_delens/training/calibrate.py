@@ -17,6 +17,11 @@ number of symmetries (1, 4 and 8). The scales are stored in the model's
 coverage before and after, keyed by the number of symmetries) and applied by
 `astro_delens.nn.registry.LoadedEstimator.predict`.
 
+The same validation lenses set the threshold of the field-dependence check
+(`astro_delens.fieldcheck`): the relative range of the Einstein radius over
+smaller fields of view that only `FIELD_FALSE_FLAG_RATE` (5%) of them exceed,
+stored under ``field_check``.
+
 The two centre coordinates, which a quarter turn of the image exchanges,
 share one factor (`pooled_scale`). One scale per parameter keeps the
 network's ranking of easy and hard lenses; it cannot fix a network whose
@@ -169,16 +174,48 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "package_version": __version__,
     }
+    key = str(DEFAULT_SYMMETRIES)
+    theta = combine_symmetries(means[:DEFAULT_SYMMETRIES], stds[:DEFAULT_SYMMETRIES])[0][:, 0]
+    field_entry = _field_check_entry(loaded, info, n, theta, batch_size)
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["calibration"] = entry
+    cfg["field_check"] = field_entry
     _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
     write_checksums(model_dir, names=_checksummed(model_dir))
-    key = str(DEFAULT_SYMMETRIES)
     for name, factor, held in zip(lensmodel.PARAMETER_NAMES, scales[key], before[key]["68"]):
         log(f"  {name:<8} sigma x {factor:.3f}  (68% interval held {held:.1%} before; "
             f"{DEFAULT_SYMMETRIES} symmetries)")
     log(f"  after: 68% intervals hold {after[key]['68']}, 95% intervals {after[key]['95']}")
+    log(f"  field check: flags a relative theta_E range above {field_entry['threshold']:.3f} "
+        f"({FIELD_FALSE_FLAG_RATE:.0%} of these lenses)")
     return entry
+
+
+#: Fraction of validation lenses the field-dependence check may flag.
+FIELD_FALSE_FLAG_RATE = 0.05
+
+
+def _field_check_entry(loaded, info, n, theta, batch_size):
+    """The ``field_check`` entry: the threshold `FIELD_FALSE_FLAG_RATE` of the data exceed."""
+    import h5py
+
+    from ..fieldcheck import FIELD_FRACTIONS, RING_FACTOR, RING_MARGIN, field_dependence
+    from .train import sha256_file
+
+    with h5py.File(info["path"], "r") as f:
+        images, noise = f["image"][:n], f["noise_map"][:n]
+    relative, _ = field_dependence(loaded, images, noise, ~np.isfinite(noise), theta,
+                                   batch_size=batch_size)
+    return {
+        "method": "relative range of theta_E over centred squares of the field that hold the "
+                  "ring (astro_delens.fieldcheck); threshold exceeded by "
+                  f"{FIELD_FALSE_FLAG_RATE:.0%} of the data below",
+        "threshold": round(float(np.quantile(relative, 1 - FIELD_FALSE_FLAG_RATE)), 4),
+        "fractions": [round(v, 4) for v in FIELD_FRACTIONS],
+        "ring": [RING_FACTOR, RING_MARGIN],
+        "percentiles_50_90_99": np.percentile(relative, [50, 90, 99]).round(4).tolist(),
+        "data": {"path": str(info["path"]), "n": int(n), "sha256": sha256_file(info["path"])},
+    }
 
 
 def _checksummed(model_dir):

@@ -439,7 +439,11 @@ def _callbacks(out, state, monitor_path, patience, log, total_epochs, epoch_mode
 # main entry point
 # --------------------------------------------------------------------------
 def _init_config(init, kind, preset) -> dict:
-    """The config.json of a model directory to start from, checked against ``kind``/``preset``."""
+    """The config.json of a model directory to start from, checked against ``kind``/``preset``.
+
+    The model's preset may differ from ``preset`` only outside the image and
+    source grids (its networks then read and write the same arrays).
+    """
     path = Path(init)
     cfg_path, weights = path / "config.json", path / "model.weights.h5"
     if not (cfg_path.is_file() and weights.is_file()):
@@ -449,9 +453,12 @@ def _init_config(init, kind, preset) -> dict:
     if cfg.get("kind") != kind:
         raise ValueError(f"init: {str(path)!r} is not a {kind} model (its kind is "
                          f"{cfg.get('kind')!r})")
-    if preset_from_dict(cfg["preset"]).to_dict() != preset.to_dict():
-        raise ValueError(f"init: the model's preset {cfg['preset'].get('name')!r} differs "
-                         f"from the training set's {preset.name!r}")
+    # a model may be fine-tuned on another preset with the same grids (e.g. survey -> sky)
+    init_preset = preset_from_dict(cfg["preset"]).to_dict()
+    grid = ("npix", "pixel_scale", "source_npix", "source_pixel_scale", "source_reference_fwhm")
+    if any(init_preset[k] != preset.to_dict()[k] for k in grid):
+        raise ValueError(f"init: the grids of the model's preset {cfg['preset'].get('name')!r} "
+                         f"differ from those of the training set's {preset.name!r}")
     return cfg
 
 
