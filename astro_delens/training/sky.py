@@ -126,6 +126,12 @@ class SkySimulator(LensSimulator):
     source_catalog, psf_files
         As for `~astro_delens.training.simulate.LensSimulator`.
 
+    Attributes
+    ----------
+    field_objects : bool
+        Draw neighbours, satellites and stars (True); False leaves them out of
+        the image, the random draws unchanged, to measure what they cost.
+
     Examples
     --------
     >>> from astro_delens.training.sky import SkySimulator
@@ -133,6 +139,8 @@ class SkySimulator(LensSimulator):
     >>> sample["image"].shape, sample["meta"]["pixel_scale"]      # doctest: +SKIP
     ((96, 96), 0.05)
     """
+
+    field_objects = True
 
     # -- instrument -------------------------------------------------------------
     def _instrument(self, rng):
@@ -223,6 +231,27 @@ class SkySimulator(LensSimulator):
 
         from ..cutout import prepare_cutout
 
+        native = self.simulate_native(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = prepare_cutout(native["native_image"], self.preset,
+                                      pixel_scale=native["meta"]["pixel_scale"],
+                                      noise=native["native_noise_map"]
+                                      if native["meta"]["noise_given"] else None, warn=False)
+        sample = {k: v for k, v in native.items() if not k.startswith("native_")}
+        sample["image"] = np.asarray(prepared.image, dtype=np.float32)
+        sample["noise_map"] = np.where(prepared.mask, np.nan,
+                                       prepared.noise_map).astype(np.float32)
+        return sample
+
+    def simulate_native(self, seed) -> dict:
+        """The lens of ``seed`` at its native pixel scale, before `prepare_cutout`.
+
+        Returns the keys of `simulate` but ``image`` and ``noise_map``, and
+        ``native_image`` and ``native_noise_map`` (sky subtracted imperfectly,
+        as observed); ``meta["pixel_scale"]`` is the native scale and
+        ``meta["noise_given"]`` says whether `simulate` passes the noise map.
+        """
         p = self.preset
         lens_rng, _, instrument_rng, noise_rng = _streams(seed)
         entropy = list(np.atleast_1d(seed).astype(np.int64)) + [7]
@@ -275,6 +304,8 @@ class SkySimulator(LensSimulator):
             _add_stamp(field, psf_native * (peak_ratio * arcs_peak / psf_native.max()), x, y,
                        scale)
 
+        if not self.field_objects:
+            field = np.zeros_like(arcs)
         model = arcs + light + field
         low, high = p.snr_range
         snr = _log_uniform(noise_rng, low, high)
@@ -296,14 +327,11 @@ class SkySimulator(LensSimulator):
         image += noise_rng.normal(0.0, 2.0 * sky_rms) + gx * xx + gy * yy
 
         give_noise = noise_rng.uniform() < 0.5
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prepared = prepare_cutout(image, p, pixel_scale=scale,
-                                      noise=noise_map if give_noise else None, warn=False)
-        noise_out = np.where(prepared.mask, np.nan, prepared.noise_map).astype(np.float32)
         return {
-            "image": np.asarray(prepared.image, dtype=np.float32),
-            "noise_map": noise_out,
+            "native_image": image.astype(np.float32),
+            "native_noise_map": noise_map.astype(np.float32),
+            "native_field": field.astype(np.float32),
+            "native_arcs": arcs.astype(np.float32),
             "arcs": arcs_model.astype(np.float32),
             "lens_light": light_model.astype(np.float32),
             "source": target.astype(np.float32),
