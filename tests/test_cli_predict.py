@@ -135,3 +135,16 @@ def test_reconstruct_output_names_are_unique():
 
     assert output_names(["a/x.fits", "b/x.fits", "c/y.fits.gz", "x.fits[SCI]"]) == \
         ["x", "x-2", "y", "x-3"]
+
+
+def test_predict_field_check_can_be_switched_off(batch, family, tmp_path, capsys):
+    with_check, without = tmp_path / "with.ecsv", tmp_path / "without.ecsv"
+    assert main(["predict", batch["good"][0], "--model", family, "-o", str(with_check)]) == 0
+    assert main(["predict", batch["good"][0], "--model", family, "-o", str(without),
+                 "--no-field-check"]) == 0
+    capsys.readouterr()
+    a, b = QTable.read(with_check), QTable.read(without)
+    # the same estimate; the check may only widen the Einstein radius's interval
+    assert a["theta_E"][0] == b["theta_E"][0]
+    assert a["theta_E_err"][0] >= b["theta_E_err"][0]
+    assert "field_dependence" not in str(b["flags"][0])

@@ -263,6 +263,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="TABLE",
                         help="output ECSV table (one row per file that succeeded)")
+    parser.add_argument("--no-field-check", action="store_true",
+                        help="skip the check that theta_E does not depend on objects far from "
+                             "the lens (astro_delens.fieldcheck; saves four network passes)")
 
 
 def run(args) -> int:
@@ -275,7 +278,7 @@ def run(args) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
     options = prepare_options(args)
-    estimator = load_model(LensParameterEstimator, args)
+    estimator = load_model(LensParameterEstimator, args, field_check=not args.no_field_check)
     report = Reporter("predict")
     estimates, labels = [], []
     bar = progress(args.files, args, "predict")
