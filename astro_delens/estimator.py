@@ -36,7 +36,7 @@ from . import lensmodel
 from .cutout import prepare_cutout
 from .exceptions import OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
-from .nn.registry import DEFAULT_SYMMETRIES
+from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
 from .results import LensEstimate, estimates_table
 
 __all__ = ["LensParameterEstimator"]
@@ -153,7 +153,7 @@ class LensParameterEstimator(_NetworkFront):
     >>> result.to_table()["theta_E", "theta_E_err", "center"]   # doctest: +SKIP
     """
 
-    def __init__(self, model="survey", *, verify=True, batch_size=256,
+    def __init__(self, model=DEFAULT_FAMILY, *, verify=True, batch_size=256,
                  symmetries=DEFAULT_SYMMETRIES, field_check=True):
         self._model = _load(model, "estimator", verify)
         self._set_batch_size(batch_size)

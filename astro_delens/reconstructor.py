@@ -44,7 +44,7 @@ from .estimator import (
     _split_item,
 )
 from .exceptions import AstroDelensWarning
-from .nn.registry import DEFAULT_SYMMETRIES
+from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
 from .results import LensEstimate, make_source
 from .source_result import run_relens_check
 
@@ -101,7 +101,7 @@ class SourceReconstructor(_NetworkFront):
     >>> source.write("source.fits")                                  # doctest: +SKIP
     """
 
-    def __init__(self, model="survey", *, estimator="auto", verify=True, batch_size=64,
+    def __init__(self, model=DEFAULT_FAMILY, *, estimator="auto", verify=True, batch_size=64,
                  symmetries=DEFAULT_SYMMETRIES):
         self._model = _load(model, "reconstructor", verify)
         self._set_symmetries(symmetries)

@@ -24,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..nn.registry import DEFAULT_FAMILY
+
 HELP = "run the shipped models on the bundled example lens"
 
 
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``astro-delens demo`` to ``parser``."""
     parser.add_argument("--outdir", default="astro_delens_demo", metavar="DIR",
                         help="output folder (created if needed; default: %(default)s)")
-    parser.add_argument("--model", default="survey", metavar="MODEL",
+    parser.add_argument("--model", default=DEFAULT_FAMILY, metavar="MODEL",
                         help="shipped model family or model folder (default: %(default)s)")
 
 

@@ -32,6 +32,7 @@ import warnings
 
 from ..cli import CommandError
 from ..nn.augment import SYMMETRY_COUNTS
+from ..nn.registry import DEFAULT_FAMILY
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
 
@@ -73,9 +74,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the images have no sky background left: do not subtract one")
     parser.add_argument("--no-mask-contaminants", action="store_true",
                         help="do not mask sources far from the lens automatically")
-    parser.add_argument("--model", default="survey", metavar="MODEL",
-                        help="model family name (survey, seed) or model directory "
-                             "(default: survey)")
+    parser.add_argument("--model", default=DEFAULT_FAMILY, metavar="MODEL",
+                        help="model family name (sky, survey, seed) or model directory "
+                             "(default: %(default)s)")
     parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=8,
                         help="average the networks' answers over this many turns and flips "
                              "of each image (default: 8, the most accurate; 1 is 1.4-1.8 "

@@ -63,6 +63,9 @@ __all__ = [
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 KINDS = ("estimator", "reconstructor")
 
+#: The shipped family the public classes and the command line use by default.
+DEFAULT_FAMILY = "survey"
+
 #: Default number of symmetries of the square the networks' answers are averaged over
 #: (see `LoadedEstimator.predict`): 1 (the network alone), 4 (the rotations) or 8.
 DEFAULT_SYMMETRIES = 8
@@ -438,7 +441,7 @@ def _load(cls, name_or_path, verify):
     return cls(model_dir, name=name, verify=verify)
 
 
-def load_estimator(name_or_path="survey", verify=True) -> LoadedEstimator:
+def load_estimator(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedEstimator:
     """Load a parameter network.
 
     Parameters
@@ -456,7 +459,7 @@ def load_estimator(name_or_path="survey", verify=True) -> LoadedEstimator:
     return _load(LoadedEstimator, name_or_path, verify)
 
 
-def load_reconstructor(name_or_path="survey", verify=True) -> LoadedReconstructor:
+def load_reconstructor(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedReconstructor:
     """Load a source network; arguments as `load_estimator`."""
     return _load(LoadedReconstructor, name_or_path, verify)
 
