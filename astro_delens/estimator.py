@@ -8,7 +8,7 @@ into tables with units, sky quantities and sky coordinates.
 
 Examples
 --------
-Untrained test networks show the plumbing (the shipped ``"survey"`` model is the default):
+Untrained test networks show the plumbing (the shipped ``"sky"`` model is the default):
 
 >>> import tempfile, warnings
 >>> import astropy.units as u
@@ -120,7 +120,7 @@ class LensParameterEstimator(_NetworkFront):
     Parameters
     ----------
     model : str or path-like
-        A shipped model family (``"survey"``, the default, or ``"seed"``), a
+        A shipped model family (``"sky"``, the default, ``"survey"`` or ``"seed"``), a
         family directory or an estimator model directory (see
         `astro_delens.nn.registry`).
     verify : bool

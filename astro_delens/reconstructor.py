@@ -79,7 +79,7 @@ class SourceReconstructor(_NetworkFront):
     Parameters
     ----------
     model : str or path-like
-        A shipped model family (``"survey"``, the default, or ``"seed"``), a
+        A shipped model family (``"sky"``, the default, ``"survey"`` or ``"seed"``), a
         family directory or a reconstructor model directory.
     estimator : "auto", `~astro_delens.LensParameterEstimator` or None
         Where the lens centre comes from: ``"auto"`` loads the parameter network

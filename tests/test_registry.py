@@ -144,6 +144,6 @@ def test_normalisation_method_is_checked(family, tmp_path):
 def test_preset_round_trip():
     from astro_delens.training.train import preset_from_dict
 
-    for name in ("seed", "survey"):
+    for name in ("seed", "survey", "sky"):
         p = get_preset(name)
         assert preset_from_dict(json.loads(json.dumps(p.to_dict()))) == p

@@ -64,7 +64,7 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 KINDS = ("estimator", "reconstructor")
 
 #: The shipped family the public classes and the command line use by default.
-DEFAULT_FAMILY = "survey"
+DEFAULT_FAMILY = "sky"
 
 #: Default number of symmetries of the square the networks' answers are averaged over
 #: (see `LoadedEstimator.predict`): 1 (the network alone), 4 (the rotations) or 8.
@@ -103,7 +103,7 @@ def resolve_model_dir(name_or_path, kind=None) -> Path:
     Parameters
     ----------
     name_or_path : str or path-like
-        A shipped family (``"survey"``, ``"seed"``), a model directory, or a
+        A shipped family (``"sky"``, ``"survey"``, ``"seed"``), a model directory, or a
         family directory (holding ``estimator/`` and ``reconstructor/``).
     kind : {"estimator", "reconstructor"}, optional
         Needed for family names and family directories.
@@ -447,7 +447,7 @@ def load_estimator(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedEstimator:
     Parameters
     ----------
     name_or_path : str or path-like
-        A shipped family (``"survey"``, ``"seed"``), a model directory, or a
+        A shipped family (``"sky"``, ``"survey"``, ``"seed"``), a model directory, or a
         family directory.
     verify : bool
         Check the SHA-256 of every file listed in SHA256SUMS first (default).
