@@ -91,7 +91,7 @@ def _log_uniform(rng, low, high):
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _sersic(rng, x, y, r_eff, n, q, phi, amp=1.0):
+def _sersic(x, y, r_eff, n, q, phi, amp=1.0):
     from lenstronomy.Util.param_util import phi_q2_ellipticity
 
     e1, e2 = phi_q2_ellipticity(phi, q)
@@ -176,11 +176,11 @@ class SkySimulator(LensSimulator):
         cx, cy = params[4] + rng.normal(0, 0.01), params[5] + rng.normal(0, 0.01)
         q_bulge = float(np.clip(q * rng.uniform(0.8, 1.2), 0.4, 1.0))
         phi_bulge = phi + rng.normal(0.0, np.radians(10.0))
-        bulge = _sersic(rng, cx, cy, theta_e * _log_uniform(rng, 0.15, 0.6),
+        bulge = _sersic(cx, cy, theta_e * _log_uniform(rng, 0.15, 0.6),
                         rng.uniform(3.0, 6.0), q_bulge, phi_bulge)
         q_env = float(np.clip(rng.uniform(0.4, 1.0), 0.35, 1.0))
         phi_env = phi_bulge + rng.normal(0.0, np.radians(25.0))  # isophote twist
-        envelope = _sersic(rng, cx, cy, theta_e * _log_uniform(rng, 0.8, 3.0),
+        envelope = _sersic(cx, cy, theta_e * _log_uniform(rng, 0.8, 3.0),
                            rng.uniform(1.0, 4.0), q_env, phi_env)
         return bulge, envelope, float(rng.uniform(0.3, 0.8))
 
@@ -191,14 +191,14 @@ class SkySimulator(LensSimulator):
         galaxies = []
         for _ in range(int(rng.poisson(2.0))):
             x, y = rng.uniform(-half, half, 2)
-            galaxies.append((_sersic(rng, x, y, _log_uniform(rng, 0.08, 0.8),
+            galaxies.append((_sersic(x, y, _log_uniform(rng, 0.08, 0.8),
                                      rng.uniform(0.5, 4.0), rng.uniform(0.3, 1.0),
                                      rng.uniform(0, np.pi)),
                              _log_uniform(rng, 0.2, 30.0)))
         if rng.uniform() < 0.35:  # a satellite or interloper close to the ring
             r = theta_e * rng.uniform(0.6, 1.8)
             a = rng.uniform(0, 2 * np.pi)
-            galaxies.append((_sersic(rng, params[4] + r * np.cos(a), params[5] + r * np.sin(a),
+            galaxies.append((_sersic(params[4] + r * np.cos(a), params[5] + r * np.sin(a),
                                      _log_uniform(rng, 0.05, 0.4), rng.uniform(0.5, 4.0),
                                      rng.uniform(0.4, 1.0), rng.uniform(0, np.pi)),
                              _log_uniform(rng, 0.2, 5.0)))
