@@ -41,7 +41,7 @@ pixel area as the image, scaled to the source-plane pixel area.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 __all__ = ["Preset", "PRESETS", "get_preset"]
 
@@ -120,29 +120,21 @@ PRESETS = {
         description="Space-based imaging (HST, Euclid, JWST) on 96x96 pixels at 0.1\": "
         "noise, lens light and PSF drawn over realistic ranges, theta_E 0.5\"-3.0\".",
     ),
-    "sky": Preset(
-        name="sky",
-        npix=96,
-        pixel_scale=0.1,
-        source_npix=96,
-        source_pixel_scale=0.05,
-        source_reference_fwhm=0.025,
-        supersampling=2,
-        psf_kinds=("gaussian", "moffat", "airy"),
-        psf_fwhm_range=(0.07, 0.6),
-        noise=True,
-        snr_range=(5.0, 200.0),
-        lens_light=True,
-        lens_light_ratio_range=(0.3, 100.0),
-        lens_light_zero_fraction=0.05,
-        description="Lenses as the sky shows them (HST, Euclid, JWST and ground-like "
-        "cutouts at native pixel scales of 0.03\"-0.2\", passed through prepare_cutout onto "
-        "the survey grid): two-component lens light up to 100x the arcs, neighbours, "
-        "satellites and stars, compact sources, correlated noise, background residuals, "
-        "lenses up to 0.5\" off centre, cutouts smaller than the grid.",
-        extra={"simulator": "sky"},
-    ),
 }
+# the survey's grids and lenses, drawn as the sky shows them (astro_delens.training.sky)
+PRESETS["sky"] = replace(
+    PRESETS["survey"],
+    name="sky",
+    psf_fwhm_range=(0.07, 0.6),
+    lens_light_ratio_range=(0.3, 100.0),
+    lens_light_zero_fraction=0.05,
+    description="Lenses as the sky shows them (HST, Euclid, JWST and ground-like "
+    "cutouts at native pixel scales of 0.03\"-0.2\", passed through prepare_cutout onto "
+    "the survey grid): two-component lens light up to 100x the arcs, neighbours, "
+    "satellites and stars, compact sources, correlated noise, background residuals, "
+    "lenses up to 0.5\" off centre, cutouts smaller than the grid.",
+    extra={"simulator": "sky"},
+)
 
 
 def get_preset(name: str) -> Preset:
