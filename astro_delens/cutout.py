@@ -117,8 +117,8 @@ GRID_TOLERANCE = 1e-3
 #: fraction of the sky's rms: white noise gives 1, real drizzled HST, Euclid
 #: and JWST images 0.09-0.84, the faint wings of noise-free simulations 0.01.
 SMOOTH_SKY_FRACTION = 0.03
-#: A noise level below this fraction of the image's peak is rounding error: the
-#: image is noise-free (a simulation), and its noise map is set to zero.
+#: A sky rms below this fraction of the image's peak is rounding error: the
+#: image is noise-free (a simulation).
 NOISE_FREE_FRACTION = 1e-9
 
 _EXT_RE = re.compile(r"^(?P<path>.+)\[(?P<ext>[^\[\]]+)\]$")
@@ -870,8 +870,9 @@ def _sky_statistics(data, bad):
     """(background, rms, number of sky pixels, smooth) from the pixels outside the sources.
 
     ``smooth`` is True when the sky varies far less from pixel to pixel than
-    across the cutout (`SMOOTH_SKY_FRACTION`): what looks like sky is then the smooth
-    wings of the lens and arcs in a noise-free image, not noise.
+    across the cutout (`SMOOTH_SKY_FRACTION`), or its rms is rounding error
+    (`NOISE_FREE_FRACTION`): the image is noise-free, and what looks like sky
+    is the smooth wings of the lens and arcs, not noise.
     """
     from astropy.stats import mad_std
 
@@ -887,8 +888,9 @@ def _sky_statistics(data, bad):
             _, median, std = sigma_clipped_stats(data[~bad], sigma=2.5, maxiters=20,
                                                  stdfunc="mad_std")
     triples = sky[:, 2:] & sky[:, 1:-1] & sky[:, :-2]
-    smooth = False
-    if triples.sum() >= 50 and np.isfinite(std) and std > 0:
+    # a sky rms that is rounding error (~1e-15 of the peak): a noise-free image
+    smooth = bool(0 < std <= NOISE_FREE_FRACTION * np.max(np.abs(data[~bad]), initial=0.0))
+    if not smooth and triples.sum() >= 50 and np.isfinite(std) and std > 0:
         # second differences: blind to gradients; sqrt(6) sigma for white noise
         second = data[:, 2:] - 2.0 * data[:, 1:-1] + data[:, :-2]
         smooth = float(mad_std(second[triples])) / np.sqrt(6.0) < SMOOTH_SKY_FRACTION * std
@@ -1378,14 +1380,6 @@ def prepare_cutout(
     keep_radius = _keep_radius(preset)
     valid_noise = noise_o[~mask_o]
     median_noise = float(np.median(valid_noise)) if valid_noise.size else 0.0
-    peak = float(np.max(np.abs(image_o[~mask_o]))) if valid_noise.size else 0.0
-    if 0 < median_noise <= NOISE_FREE_FRACTION * peak:
-        # the sky rms of a noise-free image is rounding error (~1e-15 of its peak):
-        # thresholds of a few sigma would cut into the faintest arcs
-        median_noise = 0.0
-        noise_o = np.zeros_like(noise_o)
-        steps.append({"step": "noise", "method": "noise-free: the noise is below "
-                      f"{NOISE_FREE_FRACTION:g} of the peak; set to zero"})
     if mask_contaminants:
         if median_noise > 0:
             cont, n_seg = _contaminant_mask(image_o, noise_o, mask_o, r_grid, keep_radius, d)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/real_lenses_accuracy.py [--model survey] [--symmetries 8] [--json FILE]
+    python benchmarks/real_lenses_accuracy.py [--model sky] [--symmetries 8] [--json FILE]
 
 Every lens of ``../shared/data/real_lenses/manifest.json`` is opened as its
 manifest entry says (`astro_delens.data._devtools.load_real_lens`: the image,
@@ -66,8 +66,10 @@ def _references(root):
 
 
 def main(argv=None):
+    from astro_delens.nn.registry import DEFAULT_FAMILY
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="survey", help="model family or directory")
+    parser.add_argument("--model", default=DEFAULT_FAMILY, help="model family or directory")
     parser.add_argument("--symmetries", type=int, default=None,
                         help="symmetries averaged (default: the estimator's default)")
     parser.add_argument("--json", help="write every figure to this JSON file")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/real_lenses_gallery.py [--model survey | --untrained] [--outdir DIR]
+    python benchmarks/real_lenses_gallery.py [--model sky | --untrained] [--outdir DIR]
 
 Every lens of ``../shared/data/real_lenses/manifest.json`` (beside the
 repository) is opened as its manifest entry says (astro_delens.data._devtools),
@@ -66,8 +66,10 @@ def _stretch(image):
 
 
 def main(argv=None):
+    from astro_delens.nn.registry import DEFAULT_FAMILY
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="survey", help="model family or directory")
+    parser.add_argument("--model", default=DEFAULT_FAMILY, help="model family or directory")
     parser.add_argument("--untrained", action="store_true",
                         help="use tiny untrained networks (a smoke test of the plumbing)")
     parser.add_argument("--outdir", default="real_lenses_gallery", help="output folder")

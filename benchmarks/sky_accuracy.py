@@ -85,12 +85,12 @@ def main(argv=None):
         metas.append(meta)
         natives.append((s["native_field"], s["native_arcs"], meta["pixel_scale"]))
     t_sim = time.perf_counter() - t0
-    t0 = time.perf_counter()
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
+        t0 = time.perf_counter()
         table = est.predict_many(items, progress=False)
-        prepared = [est.prepare(data, **kw) for data, kw in items]
-    t_est = time.perf_counter() - t0
+        t_est = time.perf_counter() - t0
+        prepared = [est.prepare(data, **kw) for data, kw in items]  # for the mask figures
 
     truth = np.array(truths)[:, 0]
     theta = np.asarray(table["theta_E"].value)

@@ -29,7 +29,8 @@ from ..presets import get_preset
 from .instrument import PSFBank, add_noise, draw_psf, psf_stamp_size
 from .sources import ProceduralSourceGenerator
 
-__all__ = ["LensSimulator", "make_simulator", "render_arcs", "render_lens_light", "source_offset", "source_target"]
+__all__ = ["LensSimulator", "make_simulator", "render_arcs", "render_lens_light", "source_offset",
+           "source_target"]
 
 #: Largest source offset from the lens centre, in units of theta_E; sources
 #: inside it are strongly lensed into arcs, rings or quads/doubles.
@@ -129,19 +130,24 @@ def render_arcs(params, source_sb, source_scale, npix, pixel_scale, psf, supersa
 
 
 def render_lens_light(kwargs_sersic, npix, pixel_scale, psf, supersampling=3):
-    """The lens galaxy's ``SERSIC_ELLIPSE`` light through lenstronomy, PSF-convolved."""
+    """``SERSIC_ELLIPSE`` light through lenstronomy, PSF-convolved, in flux per pixel.
+
+    ``kwargs_sersic`` holds the keywords of one profile (a dict) or of several
+    (a list of dicts, summed).
+    """
     from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LightModel.light_model import LightModel
 
+    kwargs_list = [kwargs_sersic] if isinstance(kwargs_sersic, dict) else list(kwargs_sersic)
     image_model = ImageModel(
         ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale)),
         PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
-        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"]),
+        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] * len(kwargs_list)),
         kwargs_numerics={"supersampling_factor": int(supersampling), "supersampling_convolution": False},
     )
-    return image_model.lens_surface_brightness([kwargs_sersic])
+    return image_model.lens_surface_brightness(kwargs_list)
 
 
 class LensSimulator:

@@ -51,10 +51,11 @@ from .simulate import (
     _streams,
     lensmodel_phi_q,
     render_arcs,
+    render_lens_light,
     source_target,
 )
 
-__all__ = ["SkySimulator", "NATIVE_SCALES", "render_light"]
+__all__ = ["SkySimulator", "NATIVE_SCALES"]
 
 #: Native pixel scales (arcsec) and how often each is drawn: JWST NIRCam short
 #: wavelengths, HST ACS / drizzled WFC3, WFC3/IR, Euclid VIS, ground-like.
@@ -62,29 +63,6 @@ NATIVE_SCALES = {0.03: 0.15, 0.05: 0.25, 0.08: 0.2, 0.1: 0.25, 0.2: 0.15}
 #: PSF FWHM in native pixels (log-uniform range) for each native scale.
 PSF_FWHM_PIXELS = {0.03: (1.6, 3.0), 0.05: (1.6, 2.6), 0.08: (1.6, 2.4), 0.1: (1.4, 2.2),
                    0.2: (2.5, 3.0)}
-
-
-def render_light(kwargs_list, npix, pixel_scale, psf, supersampling=2):
-    """Elliptical Sersic profiles (lenstronomy ``SERSIC_ELLIPSE`` keywords), PSF-convolved.
-
-    Returns flux per pixel on an ``npix`` x ``npix`` grid of ``pixel_scale``
-    (this package's orientation, centred on the grid).
-    """
-    from lenstronomy.Data.imaging_data import ImageData
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LightModel.light_model import LightModel
-
-    if not kwargs_list:
-        return np.zeros((npix, npix))
-    image_model = ImageModel(
-        ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale)),
-        PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
-        lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] * len(kwargs_list)),
-        kwargs_numerics={"supersampling_factor": int(supersampling),
-                         "supersampling_convolution": False},
-    )
-    return image_model.lens_surface_brightness(list(kwargs_list))
 
 
 def _log_uniform(rng, low, high):
@@ -137,7 +115,7 @@ class SkySimulator(LensSimulator):
     >>> from astro_delens.training.sky import SkySimulator
     >>> sample = SkySimulator("sky").simulate(7)                  # doctest: +SKIP
     >>> sample["image"].shape, sample["meta"]["pixel_scale"]      # doctest: +SKIP
-    ((96, 96), 0.05)
+    ((96, 96), 0.1)
     """
 
     field_objects = True
@@ -208,11 +186,11 @@ class SkySimulator(LensSimulator):
             stars.append((x, y, _log_uniform(rng, 1.0, 100.0)))
         return galaxies, stars
 
-    def _source(self, seed, rng):
+    def _source(self, seed, rng, catalog_index=None):
         """The source target (flux per source pixel) with, sometimes, a compact core."""
         import galsim
 
-        profile, kind, source_id, offset = self.source_for(seed)
+        profile, kind, source_id, offset = self.source_for(seed, catalog_index)
         if rng.uniform() < 0.25:
             # a quasar or a compact knot: a nearly point-like core of comparable flux
             core = galsim.Gaussian(fwhm=rng.uniform(0.005, 0.03)).withFlux(
@@ -231,7 +209,7 @@ class SkySimulator(LensSimulator):
 
         from ..cutout import prepare_cutout
 
-        native = self.simulate_native(seed)
+        native = self.simulate_native(seed, catalog_index)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prepared = prepare_cutout(native["native_image"], self.preset,
@@ -244,7 +222,7 @@ class SkySimulator(LensSimulator):
                                        prepared.noise_map).astype(np.float32)
         return sample
 
-    def simulate_native(self, seed) -> dict:
+    def simulate_native(self, seed, catalog_index=None) -> dict:
         """The lens of ``seed`` at its native pixel scale, before `prepare_cutout`.
 
         Returns the keys of `simulate` but ``image`` and ``noise_map``, and
@@ -257,7 +235,7 @@ class SkySimulator(LensSimulator):
         entropy = list(np.atleast_1d(seed).astype(np.int64)) + [7]
         field_rng = np.random.default_rng(entropy)
         params = lensmodel.sample_parameters(p.name, lens_rng)
-        target, source_kind, source_id, offset = self._source(seed, field_rng)
+        target, source_kind, source_id, offset = self._source(seed, field_rng, catalog_index)
 
         scale, fwhm, psf_kind, psf_seed, n_native = self._instrument(instrument_rng)
         psf_native, measured = self._draw_psf(psf_kind, fwhm, scale, psf_seed)
@@ -282,8 +260,8 @@ class SkySimulator(LensSimulator):
         ratio = 0.0
         if instrument_rng.uniform() >= p.lens_light_zero_fraction:
             bulge, envelope, share = self._lens_light(params, instrument_rng)
-            b = render_light([bulge], p.npix, p.pixel_scale, psf_model, p.supersampling)
-            e = render_light([envelope], p.npix, p.pixel_scale, psf_model, p.supersampling)
+            b = render_lens_light(bulge, p.npix, p.pixel_scale, psf_model, p.supersampling)
+            e = render_lens_light(envelope, p.npix, p.pixel_scale, psf_model, p.supersampling)
             bulge["amp"], envelope["amp"] = (1 - share) / b.sum(), share / e.sum()
             total = bulge["amp"] * b + envelope["amp"] * e
             ratio = _log_uniform(instrument_rng, *p.lens_light_ratio_range)
@@ -291,21 +269,19 @@ class SkySimulator(LensSimulator):
             bulge["amp"] *= k
             envelope["amp"] *= k
             light_model = k * total
-            light = render_light([bulge, envelope], n_native, scale, psf_native, ss_native)
+            light = render_lens_light([bulge, envelope], n_native, scale, psf_native, ss_native)
 
         width = n_native * scale
-        galaxies, stars = self._field_objects(params, field_rng, width)
+        galaxies, stars = self._field_objects(params, field_rng, width)  # drawn even when off
         field = np.zeros_like(arcs)
-        for kwargs, peak_ratio in galaxies:
-            g = render_light([kwargs], n_native, scale, psf_native, ss_native)
-            if g.max() > 0:
-                field += g * (peak_ratio * arcs_peak / g.max())
-        for x, y, peak_ratio in stars:
-            _add_stamp(field, psf_native * (peak_ratio * arcs_peak / psf_native.max()), x, y,
-                       scale)
-
-        if not self.field_objects:
-            field = np.zeros_like(arcs)
+        if self.field_objects:
+            for kwargs, peak_ratio in galaxies:
+                g = render_lens_light(kwargs, n_native, scale, psf_native, ss_native)
+                if g.max() > 0:
+                    field += g * (peak_ratio * arcs_peak / g.max())
+            for x, y, peak_ratio in stars:
+                _add_stamp(field, psf_native * (peak_ratio * arcs_peak / psf_native.max()),
+                           x, y, scale)
         model = arcs + light + field
         low, high = p.snr_range
         snr = _log_uniform(noise_rng, low, high)
