@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from .commands import CommandError
 
 __all__ = ["main", "CommandError"]
 
@@ -28,14 +31,6 @@ COMMANDS = {
     "reconstruct": "reconstruct",
     "demo": "demo",
 }
-
-
-class CommandError(Exception):
-    """An expected failure of a sub-command; ``exit_code`` is returned by `main`."""
-
-    def __init__(self, message, exit_code=2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _available_commands():
@@ -69,6 +64,9 @@ def build_parser():
 
 def main(argv=None) -> int:
     """Run ``astro-delens`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    # TensorFlow's C++ start-up messages ("failed call to cuInit" on a machine without
+    # a GPU) read like failures; keep them off the terminal unless asked for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

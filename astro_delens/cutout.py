@@ -69,10 +69,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,11 @@ SMOOTH_SKY_FRACTION = 0.03
 NOISE_FREE_FRACTION = 1e-9
 
 _EXT_RE = re.compile(r"^(?P<path>.+)\[(?P<ext>[^\[\]]+)\]$")
+
+
+#: Keyword arguments of `prepare_cutout` that the public classes accept from users.
+PREPARE_KEYWORDS = ("pixel_scale", "position", "size", "noise", "psf", "mask", "hdu",
+                    "background_subtracted", "mask_contaminants")
 
 
 # --------------------------------------------------------------------------
@@ -195,6 +201,10 @@ class PreparedCutout:
     input_jacobian: np.ndarray | None = None
     assumed_psf_fwhm: float | None = None
     assumed_psf_reason: str = ""
+
+    def without_arrays(self) -> "PreparedCutout":
+        """A copy without the image, noise, mask and PSF arrays (keeps the WCS and the log)."""
+        return replace(self, image=None, noise_map=None, mask=None, psf=None)
 
     @property
     def shape(self):
@@ -1469,13 +1479,21 @@ def _keep_radius(preset):
     return float(min(1.25 * high, 0.5 * preset.field_of_view))
 
 
+@functools.lru_cache(maxsize=1)
+def _smoothing_kernel():
+    """The detection kernel of `_contaminant_mask` (built once: astropy models are slow to make)."""
+    from photutils.segmentation import make_2dgaussian_kernel
+
+    return make_2dgaussian_kernel(2.0, size=5).array
+
+
 def _contaminant_mask(image, noise, mask, r_grid, keep_radius, d):
     """Sources detected wholly outside ``keep_radius`` (dilated by 2 pixels)."""
-    from photutils.segmentation import detect_sources, make_2dgaussian_kernel
+    from photutils.segmentation import detect_sources
     from photutils.utils import circular_footprint
     from scipy.ndimage import binary_dilation, convolve
 
-    kernel = make_2dgaussian_kernel(2.0, size=5).array
+    kernel = _smoothing_kernel()
     filled = np.where(mask, 0.0, image)
     smooth = convolve(filled, kernel, mode="constant")
     threshold = 3.0 * noise * np.sqrt(np.sum(kernel**2))

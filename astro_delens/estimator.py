@@ -27,94 +27,22 @@ Untrained test networks show the plumbing (the shipped ``"sky"`` model is the de
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 
-from . import lensmodel
-from .cutout import prepare_cutout
-from .exceptions import OutOfDomainWarning
+from . import batch, lensmodel
+from .cutout import PREPARE_KEYWORDS, prepare_cutout
+from .exceptions import AstroDelensWarning, OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
+from .front import NetworkFront, load_network
 from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
 from .results import LensEstimate, estimates_table
 
 __all__ = ["LensParameterEstimator"]
 
-#: Keyword arguments of `astro_delens.cutout.prepare_cutout` accepted by ``predict``.
-PREPARE_KEYWORDS = ("pixel_scale", "position", "size", "noise", "psf", "mask", "hdu",
-                    "background_subtracted", "mask_contaminants")
 
-
-def _load(model, kind, verify):
-    from .nn import registry
-
-    if isinstance(model, (registry.LoadedEstimator, registry.LoadedReconstructor)):
-        if model.kind != kind:
-            raise ValueError(f"model: expected a loaded {kind}, got a {model.kind}")
-        return model
-    if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model: expected a model name or a model directory, "
-                        f"got {type(model).__name__}")
-    loader = registry.load_estimator if kind == "estimator" else registry.load_reconstructor
-    return loader(model, verify=verify)
-
-
-def _model_info(loaded) -> dict:
-    return {
-        "kind": loaded.kind,
-        "name": loaded.name,
-        "version": loaded.version,
-        "preset": loaded.preset.name,
-        "sha256": dict(loaded.sha256),
-        "path": str(loaded.path),
-    }
-
-
-def _input_name(item, index):
-    if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
-    return f"{type(item).__name__}[{index}]"
-
-
-def _split_item(item):
-    """``data`` or ``(data, {keywords})`` -> (data, keywords)."""
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict):
-        return item[0], dict(item[1])
-    return item, {}
-
-
-def _check_keywords(kwargs):
-    unknown = sorted(set(kwargs) - set(PREPARE_KEYWORDS))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {unknown}; "
-                        f"accepted: {list(PREPARE_KEYWORDS)}")
-
-
-class _NetworkFront:
-    """What the public classes share: a loaded network, its preset and provenance."""
-
-    def _set_batch_size(self, batch_size):
-        self.batch_size = int(batch_size)
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-
-    def _set_symmetries(self, symmetries):
-        from .nn.augment import symmetries_of_square
-
-        symmetries_of_square(symmetries)  # checks the value
-        self.symmetries = int(symmetries)
-
-    @property
-    def preset(self):
-        return self._model.preset
-
-    @property
-    def model_info(self) -> dict:
-        return {**_model_info(self._model), "symmetries": self.symmetries}
-
-
-class LensParameterEstimator(_NetworkFront):
+class LensParameterEstimator(NetworkFront):
     """Estimate the eight lens parameters of a strong lens, with 1-sigma uncertainties.
 
     Parameters
@@ -155,7 +83,7 @@ class LensParameterEstimator(_NetworkFront):
 
     def __init__(self, model=DEFAULT_FAMILY, *, verify=True, batch_size=256,
                  symmetries=DEFAULT_SYMMETRIES, field_check=True):
-        self._model = _load(model, "estimator", verify)
+        self._model = load_network(model, "estimator", verify)
         self._set_batch_size(batch_size)
         self._set_symmetries(symmetries)
         if not isinstance(field_check, bool):
@@ -176,7 +104,7 @@ class LensParameterEstimator(_NetworkFront):
     # -- steps -------------------------------------------------------------
     def prepare(self, data, **kwargs):
         """The `~astro_delens.cutout.PreparedCutout` that `predict` would feed the network."""
-        _check_keywords(kwargs)
+        batch.check_keywords(kwargs, PREPARE_KEYWORDS)
         return prepare_cutout(data, self.preset, **kwargs)
 
     def predict_prepared(self, prepared) -> list:
@@ -357,54 +285,61 @@ class LensParameterEstimator(_NetworkFront):
             Columns as `~astro_delens.results.estimates_table`, plus ``error``
             when ``on_error="warn"``.
         """
-        from tqdm.auto import tqdm
-
         if on_error not in ("raise", "warn"):
             raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
-        _check_keywords(kwargs)
-        items = list(inputs)
-        if names is not None:
-            names = [str(n) for n in names]
-            if len(names) != len(items):
-                raise ValueError(f"names: {len(names)} names for {len(items)} inputs")
-        else:
-            names = [_input_name(_split_item(item)[0], i) for i, item in enumerate(items)]
-        prepared, errors = [], {}
-        for i, item in enumerate(tqdm(items, disable=not _show_progress(progress), desc="preparing",
-                                      unit="image")):
-            data, own = _split_item(item)
-            _check_keywords(own)
-            try:
-                prepared.append(prepare_cutout(data, self.preset, **{**kwargs, **own}))
-            except Exception as exc:
-                if on_error == "raise":
-                    raise
-                errors[i] = f"{type(exc).__name__}: {exc}"
-                warnings.warn(_failure_warning(names[i], errors[i]), stacklevel=2)
-                prepared.append(None)
-        good = [p for p in prepared if p is not None]
-        estimates = iter(self.predict_prepared(good))
-        rows = [next(estimates) if p is not None else None for p in prepared]
-        return _table_with_failures(rows, names, errors, on_error == "warn")
+        outcomes = []
+        for outcome in self.iter_predict(inputs, names=names, progress=progress,
+                                         on_error="skip" if on_error == "warn" else "raise",
+                                         **kwargs):
+            if not outcome.ok:
+                warnings.warn(AstroDelensWarning(f"{outcome.item.name}: skipped "
+                                                 f"({outcome.error})"), stacklevel=2)
+            outcomes.append(outcome)
+        return _table_with_failures(outcomes, on_error == "warn")
+
+    def iter_predict(self, inputs, *, names=None, on_error="raise", progress=None,
+                     context=None, **kwargs):
+        """Estimate many images in chunks, yielding one `~astro_delens.batch.Outcome` per input.
+
+        The streaming form of `predict_many` (see `astro_delens.batch`): memory
+        stays flat however many inputs there are, because each chunk's
+        estimates are yielded, without the cutouts' arrays, before the next
+        chunk is prepared.
+
+        Parameters
+        ----------
+        inputs, names, progress, **kwargs
+            As `predict_many`.
+        on_error : {"raise", "skip"}
+            A failing input raises, or gives an outcome whose ``error`` is set.
+        context : callable, optional
+            See `astro_delens.batch.run` (e.g. to collect each input's warnings).
+
+        Yields
+        ------
+        `~astro_delens.batch.Outcome`
+            ``result`` is a `~astro_delens.results.LensEstimate` (its ``prepared``
+            has no arrays), in input order.
+        """
+        items = batch.make_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+        yield from batch.run(items, self._prepare_item, self._estimate_chunk, on_error=on_error,
+                             progress=batch.show_progress(progress), context=context)
+
+    def _prepare_item(self, item):
+        return prepare_cutout(item.data, self.preset, **item.kwargs)
+
+    def _estimate_chunk(self, prepared, items):
+        return [e.without_arrays() for e in self.predict_prepared(prepared)]
 
 
-def _show_progress(progress):
-    import sys
-
-    return sys.stderr.isatty() if progress is None else bool(progress)
-
-
-def _failure_warning(name, message):
-    from .exceptions import AstroDelensWarning
-
-    return AstroDelensWarning(f"{name}: skipped ({message})")
-
-
-def _table_with_failures(rows, names, errors, with_error_column):
+def _table_with_failures(outcomes, with_error_column):
     """Table of the estimates in input order, with NaN rows for the failures."""
     from astropy.coordinates import SkyCoord
     from astropy.table import QTable
 
+    rows = [o.result for o in outcomes]
+    names = [o.item.name for o in outcomes]
+    errors = {i: o.error for i, o in enumerate(outcomes) if not o.ok}
     good_idx = [i for i, r in enumerate(rows) if r is not None]
     n = len(rows)
     if good_idx:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["Preset", "PRESETS", "get_preset", "preset_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +150,14 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"preset: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_from_dict(d) -> Preset:
+    """Rebuild a `Preset` from `Preset.to_dict` output, as stored in model and dataset files."""
+    d = dict(d)
+    for key in ("psf_kinds", "psf_fwhm_range", "snr_range", "lens_light_ratio_range"):
+        if key in d and isinstance(d[key], list):
+            d[key] = tuple(float(v) if isinstance(v, str) and key != "psf_kinds" else v
+                           for v in d[key])
+    fields = Preset.__dataclass_fields__
+    return Preset(**{k: v for k, v in d.items() if k in fields})

@@ -33,18 +33,12 @@ import numpy as np
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 
-from . import lensmodel
-from .cutout import prepare_cutout
-from .estimator import (
-    PREPARE_KEYWORDS,
-    LensParameterEstimator,
-    _check_keywords,
-    _load,
-    _NetworkFront,
-    _split_item,
-)
+from . import batch, lensmodel
+from .cutout import PREPARE_KEYWORDS, prepare_cutout
+from .estimator import LensParameterEstimator
 from .exceptions import AstroDelensWarning
 from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
+from .front import NetworkFront, load_network
 from .results import LensEstimate, make_source
 from .source_result import run_relens_check
 
@@ -73,7 +67,7 @@ def _companion_estimator(model, verify, symmetries):
     return None
 
 
-class SourceReconstructor(_NetworkFront):
+class SourceReconstructor(NetworkFront):
     """Reconstruct the unlensed source of a strong lens.
 
     Parameters
@@ -103,7 +97,7 @@ class SourceReconstructor(_NetworkFront):
 
     def __init__(self, model=DEFAULT_FAMILY, *, estimator="auto", verify=True, batch_size=64,
                  symmetries=DEFAULT_SYMMETRIES):
-        self._model = _load(model, "reconstructor", verify)
+        self._model = load_network(model, "reconstructor", verify)
         self._set_symmetries(symmetries)
         if isinstance(estimator, str) and estimator == "auto":
             estimator = _companion_estimator(model, verify, self.symmetries)
@@ -126,7 +120,7 @@ class SourceReconstructor(_NetworkFront):
     # -- steps -------------------------------------------------------------
     def prepare(self, data, **kwargs):
         """The `~astro_delens.cutout.PreparedCutout` that `reconstruct` feeds the network."""
-        _check_keywords(kwargs)
+        batch.check_keywords(kwargs, PREPARE_KEYWORDS)
         return prepare_cutout(data, self.preset, **kwargs)
 
     def _lens_estimates(self, prepared, data_and_kwargs):
@@ -312,7 +306,7 @@ mask_contaminants
 
     def reconstruct_many(self, inputs, *, on_error="raise", progress=None, check=True,
                          check_options=None, **kwargs) -> list:
-        """Reconstruct many sources (one batch through the networks).
+        """Reconstruct many sources (in chunks through the networks; see `iter_reconstruct`).
 
         Parameters
         ----------
@@ -332,35 +326,54 @@ mask_contaminants
         -------
         list of `~astro_delens.source_result.ReconstructedSource` (or None for failed inputs)
         """
-        from tqdm.auto import tqdm
-
-        from .estimator import _failure_warning, _input_name, _show_progress
-
         if on_error not in ("raise", "warn"):
             raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
-        _check_keywords(kwargs)
-        items = list(inputs)
-        prepared, pairs = [], []
-        for i, item in enumerate(tqdm(items, disable=not _show_progress(progress), desc="preparing",
-                                      unit="image")):
-            data, own = _split_item(item)
-            _check_keywords(own)
-            kw = {**kwargs, **own}
-            try:
-                prepared.append(prepare_cutout(data, self.preset, **kw))
-                pairs.append((data, kw))
-            except Exception as exc:
-                if on_error == "raise":
-                    raise
-                warnings.warn(_failure_warning(_input_name(data, i),
-                                               f"{type(exc).__name__}: {exc}"), stacklevel=2)
-                prepared.append(None)
-        good = [p for p in prepared if p is not None]
-        estimates = self._lens_estimates(good, pairs)
-        centers = self._lens_centers(good, pairs, None, estimates)
-        sources = iter(self.reconstruct_prepared(good, centers, estimates, check=check,
-                                                 check_options=check_options))
-        return [next(sources) if p is not None else None for p in prepared]
+        sources = []
+        for outcome in self.iter_reconstruct(inputs, progress=progress, check=check,
+                                             check_options=check_options,
+                                             on_error="skip" if on_error == "warn" else "raise",
+                                             **kwargs):
+            if not outcome.ok:
+                warnings.warn(AstroDelensWarning(f"{outcome.item.name}: skipped "
+                                                 f"({outcome.error})"), stacklevel=2)
+            sources.append(outcome.result)
+        return sources
+
+    def iter_reconstruct(self, inputs, *, names=None, on_error="raise", progress=None,
+                         check=True, check_options=None, context=None, **kwargs):
+        """Reconstruct many sources in chunks, yielding one `~astro_delens.batch.Outcome` per input.
+
+        The streaming form of `reconstruct_many` (see `astro_delens.batch`).
+
+        Parameters
+        ----------
+        inputs, progress, check, check_options, **kwargs
+            As `reconstruct_many`.
+        names : sequence of str, optional
+            Names of the inputs (default: file names, or type and position).
+        on_error : {"raise", "skip"}
+            A failing input raises, or gives an outcome whose ``error`` is set.
+        context : callable, optional
+            See `astro_delens.batch.run`.
+
+        Yields
+        ------
+        `~astro_delens.batch.Outcome`
+            ``result`` is a `~astro_delens.source_result.ReconstructedSource`, in input order.
+        """
+        items = batch.make_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+
+        def process(prepared, chunk):
+            pairs = [(item.data, item.kwargs) for item in chunk]
+            estimates = self._lens_estimates(prepared, pairs)
+            centers = self._lens_centers(prepared, pairs, None, estimates)
+            return self.reconstruct_prepared(prepared, centers, estimates, check=check,
+                                             check_options=check_options)
+
+        yield from batch.run(items, lambda item: prepare_cutout(item.data, self.preset,
+                                                                **item.kwargs),
+                             process, on_error=on_error, progress=batch.show_progress(progress),
+                             context=context)
 
 
 # keywords accepted by ``reconstruct`` (for the command line and docs)

@@ -24,11 +24,9 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import json
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +37,7 @@ from astropy.table import QTable
 
 from . import lensmodel
 from ._version import __version__
+from .files import atomic_write
 
 __all__ = [
     "LensEstimate",
@@ -168,6 +167,12 @@ class LensEstimate:
                            self.flags)
         out.network_mean, out.network_std = self.network_mean.copy(), self.network_std.copy()
         out.refinement = refinement
+        return out
+
+    def without_arrays(self) -> "LensEstimate":
+        """A copy whose prepared cutout has no arrays (for tables of long batches)."""
+        out = copy.copy(self)
+        out.prepared = self.prepared.without_arrays()
         return out
 
     # -- values ------------------------------------------------------------
@@ -413,31 +418,10 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
 # --------------------------------------------------------------------------
 # writers
 # --------------------------------------------------------------------------
-def _atomic(path, overwrite, write):
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(path)!r} exists (use overwrite=True / --overwrite)")
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_table(table, path, overwrite=False):
     """Write a table as ECSV atomically (temporary file in the same folder, then rename)."""
-    return _atomic(path, overwrite,
-                   lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
+    return atomic_write(path, lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True),
+                        overwrite=overwrite)
 
 
 def write_fits(obj, path, overwrite=False):
@@ -448,7 +432,7 @@ def write_fits(obj, path, overwrite=False):
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
 
-    return _atomic(path, overwrite, write)
+    return atomic_write(path, write, overwrite=overwrite)
 
 
 def plot_reconstruction(prepared, source, path=None, title=None, overwrite=True):
@@ -470,7 +454,8 @@ def plot_reconstruction(prepared, source, path=None, title=None, overwrite=True)
     if title:
         fig.suptitle(title)
     if path is not None:
-        _atomic(path, overwrite, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"),
+                     overwrite=overwrite)
     return fig
 
 

@@ -139,7 +139,8 @@ class ReconstructedSource(CCDData):
         -------
         `matplotlib.figure.Figure`
         """
-        from .results import _atomic, plot_reconstruction
+        from .files import atomic_write
+        from .results import plot_reconstruction
 
         label = self.prepared.label if self.prepared is not None else None
         if self.check is not None:
@@ -150,7 +151,7 @@ class ReconstructedSource(CCDData):
                          + (" (flagged)" if self.check.flag else ""))
             fig.suptitle(title)
             if path is not None:
-                _atomic(path, True, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+                atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
             return fig
         if self.prepared is None:
             raise NoCheckError("plot: this source has neither a check nor its prepared cutout")

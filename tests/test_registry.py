@@ -129,7 +129,7 @@ def test_normalisation_method_is_checked(family, tmp_path):
     import shutil
 
     from astro_delens.nn.registry import load_estimator
-    from astro_delens.training.train import write_checksums
+    from astro_delens.files import write_checksums
 
     d = tmp_path / "est"
     shutil.copytree(family / "estimator", d)
@@ -142,7 +142,7 @@ def test_normalisation_method_is_checked(family, tmp_path):
 
 
 def test_preset_round_trip():
-    from astro_delens.training.train import preset_from_dict
+    from astro_delens.presets import preset_from_dict
 
     for name in ("seed", "survey", "sky"):
         p = get_preset(name)

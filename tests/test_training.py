@@ -116,7 +116,7 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(trained):
 def test_warm_start_continues_from_a_model(trained, toy, tmp_path, capsys):
     from astro_delens.cli import main
     from astro_delens.nn.registry import load_estimator
-    from astro_delens.training.train import sha256_file
+    from astro_delens.files import sha256_file
 
     init = trained["estimator"]
     out = tmp_path / "continued"
@@ -373,7 +373,7 @@ def test_reevaluation_keeps_hand_written_card_sections(trained, toy, tmp_path):
 
     from astro_delens.cli import main
     from astro_delens.nn.registry import verify_checksums
-    from astro_delens.training.train import write_checksums
+    from astro_delens.files import write_checksums
 
     model = tmp_path / "est"
     shutil.copytree(trained["estimator"], model)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import CommandError
+from . import CommandError
 
 HELP = "calibrate a parameter network's uncertainties on a validation set"
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import CommandError
+from . import CommandError
 from ..nn.augment import SYMMETRY_COUNTS
 
 HELP = "evaluate a trained model on a test set (metrics, figures, model card)"

@@ -25,20 +25,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import sys
 import warnings
 
-from ..cli import CommandError
+from . import CommandError
 from ..nn.augment import SYMMETRY_COUNTS
 from ..nn.registry import DEFAULT_FAMILY
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
-
-#: Files prepared and sent through the network together.
-CHUNK = 128
-
 
 # --------------------------------------------------------------------------
 # options shared with ``astro-delens reconstruct``
@@ -224,39 +219,9 @@ def command_line(args, command, files=None) -> str:
     return shlex.join(words)
 
 
-def progress(files, args, desc):
-    from tqdm.auto import tqdm
-
-    disable = args.no_progress or not sys.stderr.isatty()
-    return tqdm(files, disable=disable, desc=desc, unit="file", file=sys.stderr)
-
-
-def chunks(items, size=CHUNK):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def strip_arrays(prepared):
-    """A copy of a PreparedCutout without its arrays (keeps the WCS and the log)."""
-    return dataclasses.replace(prepared, image=None, noise_map=None, mask=None, psf=None)
-
-
-# --------------------------------------------------------------------------
-# predict
-# --------------------------------------------------------------------------
-def prepare_chunk(model, chunk, options, report, bar):
-    """Prepare each file of ``chunk`` with ``model.prepare``; a file that fails is reported
-    and skipped, never stopping the batch. Returns the prepared cutouts and their names."""
-    prepared, names = [], []
-    for name in chunk:
-        with report.warnings_for(name):
-            try:
-                prepared.append(model.prepare(name, **options))
-                names.append(name)
-            except Exception as exc:  # one bad file never stops the batch
-                report.fail(name, exc)
-        bar.update(1)
-    return prepared, names
+def show_progress(args):
+    """The ``progress`` argument of the public classes: off with --no-progress, else on a terminal."""
+    return False if args.no_progress else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -282,18 +247,14 @@ def run(args) -> int:
     estimator = load_model(LensParameterEstimator, args, field_check=not args.no_field_check)
     report = Reporter("predict")
     estimates, labels = [], []
-    bar = progress(args.files, args, "predict")
-    for chunk in chunks(list(args.files)):
-        prepared, names = prepare_chunk(estimator, chunk, options, report, bar)
-        if not prepared:
-            continue
-        with report.warnings_for(None):  # the messages name their input
-            results = estimator.predict_prepared(prepared)
-        for est in results:
-            est.prepared = strip_arrays(est.prepared)
-        estimates.extend(results)
-        labels.extend(names)
-    bar.close()
+    for outcome in estimator.iter_predict(list(args.files), on_error="skip",
+                                          progress=show_progress(args),
+                                          context=report.warnings_for, **options):
+        if outcome.ok:
+            estimates.append(outcome.result)
+            labels.append(outcome.item.name)
+        else:
+            report.fail(outcome.item.name, outcome.error)
     if estimates:
         table = estimates_table(estimates, labels)
         table.meta["command"] = command_line(args, "predict")

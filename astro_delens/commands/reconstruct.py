@@ -33,16 +33,14 @@ import re
 from pathlib import Path
 
 
-from ..cli import CommandError
+from . import CommandError
 from .predict import (
     Reporter,
     add_input_arguments,
-    chunks,
     command_line,
     load_model,
-    prepare_chunk,
     prepare_options,
-    progress,
+    show_progress,
 )
 
 HELP = "reconstruct the unlensed sources of FITS images into FITS files"
@@ -103,28 +101,23 @@ def run(args) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     report = Reporter("reconstruct")
     written = 0
-    bar = progress(args.files, args, "reconstruct")
-    for chunk in chunks(list(args.files)):
-        prepared, names = prepare_chunk(rec, chunk, options, report, bar)
-        pairs = [(name, options) for name in names]
-        if not prepared:
+    for outcome in rec.iter_reconstruct(list(args.files), on_error="skip", check=False,
+                                        progress=show_progress(args),
+                                        context=report.warnings_for, **options):
+        name, source = outcome.item.name, outcome.result
+        if not outcome.ok:
+            report.fail(name, outcome.error)
             continue
-        with report.warnings_for(None):
-            estimates = rec._lens_estimates(prepared, pairs)
-            centers = rec._lens_centers(prepared, pairs, None, estimates)
-            sources = rec.reconstruct_prepared(prepared, centers, estimates)
-        for name, source in zip(names, sources):
-            source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
-            try:
-                if not args.no_check:
-                    with report.warnings_for(name):
-                        rec.attach_check(source)
-                write_fits(source, targets[name], overwrite=True)
-                if args.plot:
-                    source.plot(plots[name])
-                written += 1
-            except Exception as exc:
-                report.fail(name, exc)
-    bar.close()
+        source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
+        try:
+            if not args.no_check:
+                with report.warnings_for(name):
+                    rec.attach_check(source)
+            write_fits(source, targets[name], overwrite=True)
+            if args.plot:
+                source.plot(plots[name])
+            written += 1
+        except Exception as exc:
+            report.fail(name, exc)
     report.line(f"wrote {written} of {len(args.files)} sources to {outdir}")
     return 1 if report.failed else 0

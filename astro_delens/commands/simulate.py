@@ -27,7 +27,7 @@ import shlex
 import sys
 import warnings
 
-from ..cli import CommandError
+from . import CommandError
 
 HELP = "simulate a training / validation / test set of lenses into an HDF5 file"
 

@@ -39,7 +39,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import CommandError
+from . import CommandError
 
 HELP = "train a parameter estimator or a source reconstructor on simulated lenses"
 

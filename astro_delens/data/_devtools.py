@@ -168,7 +168,7 @@ def make_untrained_family(path, preset="survey", tiny=True, seed=0):
     from ..nn import architectures as arch
     from ..nn import normalization as norm
     from ..presets import get_preset
-    from ..training.train import write_checksums
+    from ..files import write_checksums
 
     preset = get_preset(preset)
     path = Path(path)

@@ -137,7 +137,8 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     import json
 
     from ..nn.registry import DEFAULT_SYMMETRIES, combine_symmetries, load_estimator
-    from .train import _atomic_write, read_h5_info, sha256_file, to_json, write_checksums
+    from ..files import atomic_write_text, sha256_file, to_json, write_checksums
+    from .train import read_h5_info
 
     if log is None:
         def log(msg):
@@ -180,7 +181,7 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["calibration"] = entry
     cfg["field_check"] = field_entry
-    _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+    atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
     write_checksums(model_dir, names=_checksummed(model_dir))
     for name, factor, held in zip(lensmodel.PARAMETER_NAMES, scales[key], before[key]["68"]):
         log(f"  {name:<8} sigma x {factor:.3f}  (68% interval held {held:.1%} before; "
@@ -200,7 +201,7 @@ def _field_check_entry(loaded, info, n, theta, batch_size):
     import h5py
 
     from ..fieldcheck import FIELD_FRACTIONS, RING_FACTOR, RING_MARGIN, field_dependence
-    from .train import sha256_file
+    from ..files import sha256_file
 
     with h5py.File(info["path"], "r") as f:
         images, noise = f["image"][:n], f["noise_map"][:n]

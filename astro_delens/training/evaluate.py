@@ -348,7 +348,8 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     import h5py
 
     from ..nn.registry import DEFAULT_SYMMETRIES, load_model
-    from .train import _atomic_write, read_h5_info, to_json, write_checksums
+    from ..files import atomic_write_text, to_json, write_checksums
+    from .train import read_h5_info
 
     if log is None:
         def log(msg):
@@ -446,7 +447,7 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
             _plot_examples(examples, report_dir / "examples.png", preset)
             report["figures"] = ["examples.png"]
     report["summary"] = _summary_line(kind, report["metrics"])
-    _atomic_write(report_dir / "report.json", to_json(report, indent=2) + "\n")
+    atomic_write_text(report_dir / "report.json", to_json(report, indent=2) + "\n")
     log(f"{report['summary']}\nreport written to {report_dir}")
 
     if update_card:
@@ -463,9 +464,9 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
             if kind == "reconstructor":
                 cfg["evaluation"]["data_range"] = report["data_range"]
             cfg["status"] = "evaluated"
-            _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+            atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
             card = _card_markdown(cfg, report) + _kept_sections(model_dir / "card.md")
-            _atomic_write(model_dir / "card.md", card)
+            atomic_write_text(model_dir / "card.md", card)
             write_checksums(model_dir)
     return report
 

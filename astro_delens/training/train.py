@@ -54,7 +54,8 @@ from .. import lensmodel
 from .._version import __version__
 from ..nn import normalization as norm
 from ..nn.augment import augment_batch, random_masks
-from ..presets import Preset, get_preset
+from ..files import atomic_write_text, sha256_file, to_json, write_checksums
+from ..presets import get_preset, preset_from_dict
 
 __all__ = [
     "KINDS",
@@ -63,10 +64,6 @@ __all__ = [
     "select_epoch",
     "epoch_weights_path",
     "read_h5_info",
-    "preset_from_dict",
-    "sha256_file",
-    "write_checksums",
-    "to_json",
 ]
 
 KINDS = ("estimator", "reconstructor")
@@ -92,68 +89,6 @@ TRAINING_DEFAULTS = {
 # --------------------------------------------------------------------------
 # small helpers shared with evaluate / registry
 # --------------------------------------------------------------------------
-def sha256_file(path, chunk=1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_checksums(model_dir, names=("config.json", "model.weights.h5", "card.md")) -> dict:
-    """Write ``SHA256SUMS`` (``sha256sum`` format) for ``names`` in ``model_dir``."""
-    model_dir = Path(model_dir)
-    sums = {}
-    for name in names:
-        if (model_dir / name).exists():
-            sums[name] = sha256_file(model_dir / name)
-    text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
-    _atomic_write(model_dir / "SHA256SUMS", text)
-    return sums
-
-
-def _atomic_write(path, text):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def to_json(obj, **kw) -> str:
-    """`json.dumps` that writes non-finite floats as the strings "inf", "-inf", "nan"
-
-    (strict JSON has no infinities; the noise-free presets have an infinite S/N).
-    """
-    def clean(o):
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        if isinstance(o, np.ndarray):
-            return clean(o.tolist())
-        if isinstance(o, np.generic):
-            o = o.item()
-        if isinstance(o, float) and not math.isfinite(o):
-            return "nan" if math.isnan(o) else ("inf" if o > 0 else "-inf")
-        return o
-
-    return json.dumps(clean(obj), allow_nan=False, **kw)
-
-
-def preset_from_dict(d) -> Preset:
-    """Rebuild a `~astro_delens.presets.Preset` from `Preset.to_dict` output (or `to_json`'s)."""
-    d = dict(d)
-    for key in ("psf_kinds", "psf_fwhm_range", "snr_range", "lens_light_ratio_range"):
-        if key in d and isinstance(d[key], list):
-            d[key] = tuple(float(v) if isinstance(v, str) and key != "psf_kinds" else v
-                           for v in d[key])
-    fields = Preset.__dataclass_fields__
-    return Preset(**{k: v for k, v in d.items() if k in fields})
-
-
 def _attr_str(v):
     if isinstance(v, bytes):
         return v.decode("utf-8")
@@ -645,13 +580,13 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
     cfg["status"] = "trained"
     cfg.pop("evaluation", None)  # both measured other weights
     cfg.pop("calibration", None)
-    _atomic_write(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+    atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
     write_checksums(model_dir)  # calibrating loads the model, which verifies them
     if calibrate:
         from .calibrate import calibrate_estimator
 
         cfg["calibration"] = calibrate_estimator(model_dir, val["path"], log=log)
-    _atomic_write(model_dir / "card.md", _card_stub(cfg) + _kept_sections(model_dir / "card.md"))
+    atomic_write_text(model_dir / "card.md", _card_stub(cfg) + _kept_sections(model_dir / "card.md"))
     write_checksums(model_dir)
     return cfg
 
@@ -853,7 +788,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         "preset": preset.to_dict(),
     }
     if not resume:
-        _atomic_write(out / "config.json", to_json(cfg, indent=2) + "\n")
+        atomic_write_text(out / "config.json", to_json(cfg, indent=2) + "\n")
         for stale in ("history.csv",):
             if (out / stale).exists():
                 (out / stale).unlink()
@@ -979,8 +914,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
             "sha256": sha256_file(Path(init) / "model.weights.h5"),
             "command": (init_cfg.get("training") or {}).get("command"),
         }
-    _atomic_write(out / "config.json", to_json(cfg, indent=2) + "\n")
-    _atomic_write(out / "card.md", _card_stub(cfg))
+    atomic_write_text(out / "config.json", to_json(cfg, indent=2) + "\n")
+    atomic_write_text(out / "card.md", _card_stub(cfg))
     write_checksums(out)
     shutil.rmtree(state, ignore_errors=True)
     log(f"done: best epoch {best_epoch} (val_loss {min(vals):.4g}); model written to {out}")

@@ -1,0 +1,170 @@
+"""The batch engine: many inputs -> prepared cutouts -> network batches -> results.
+
+One loop serves `LensParameterEstimator.predict_many`,
+`SourceReconstructor.reconstruct_many` and the ``predict`` and ``reconstruct``
+commands. Inputs are streamed in chunks: each input of a chunk is prepared on
+its own (one bad input is recorded as a failure and never stops the batch),
+the chunk's prepared cutouts go through the networks together, and an
+`Outcome` per input is yielded in input order before the next chunk is read,
+so memory does not grow with the number of inputs.
+
+Examples
+--------
+>>> from astro_delens.batch import make_items, run
+>>> def prepare(item):
+...     return float(item.data)
+>>> def process(prepared, items):  # the networks would run here, on the whole chunk
+...     return [2 * p for p in prepared]
+>>> outcomes = run(make_items([1.0, "two", 3.0]), prepare, process, on_error="skip")
+>>> [o.result if o.ok else o.error for o in outcomes]
+[2.0, "ValueError: could not convert string to float: 'two'", 6.0]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["Item", "Outcome", "make_items", "input_name", "run", "CHUNK_SIZE"]
+
+#: Inputs prepared and sent through the networks together.
+CHUNK_SIZE = 128
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input of a batch: its position, name, data and own keyword arguments."""
+
+    index: int
+    name: str
+    data: object
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one `Item`: ``result`` or, when it failed, ``error`` ("Type: message")."""
+
+    item: Item
+    result: object = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def input_name(data, index) -> str:
+    """A file's name, or the type and position of an in-memory input."""
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    return f"{type(data).__name__}[{index}]"
+
+
+def _split(entry):
+    """``data`` or ``(data, {keywords})`` -> (data, keywords)."""
+    if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict):
+        return entry[0], dict(entry[1])
+    return entry, {}
+
+
+def make_items(inputs, names=None, accepted=None, **shared) -> list:
+    """`Item` objects from user inputs.
+
+    Parameters
+    ----------
+    inputs : iterable
+        Each entry is the data, or a pair ``(data, {keyword: value})`` whose
+        keywords apply to that input only.
+    names : sequence of str, optional
+        One name per input (default: `input_name`).
+    accepted : sequence of str, optional
+        The keyword names allowed; others raise `TypeError`.
+    **shared
+        Keywords applied to every input (an input's own ones take precedence).
+    """
+    entries = [_split(entry) for entry in inputs]
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != len(entries):
+            raise ValueError(f"names: {len(names)} names for {len(entries)} inputs")
+    for _, own in [(None, shared)] + entries:
+        check_keywords(own, accepted)
+    return [Item(i, names[i] if names is not None else input_name(data, i), data,
+                 {**shared, **own}) for i, (data, own) in enumerate(entries)]
+
+
+def check_keywords(kwargs, accepted):
+    """Raise `TypeError` for keyword names outside ``accepted`` (None: anything goes)."""
+    if accepted is None:
+        return
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {unknown}; accepted: {list(accepted)}")
+
+
+def show_progress(progress) -> bool:
+    """``progress`` as a bool; None means: only when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def _failure(exc) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run(items, prepare, process, *, chunk_size=CHUNK_SIZE, on_error="raise", progress=False,
+        desc="preparing", context=None):
+    """Prepare and process ``items`` chunk by chunk; yield one `Outcome` per item, in order.
+
+    Parameters
+    ----------
+    items : sequence of `Item`
+    prepare : callable
+        ``prepare(item)`` -> the prepared input (e.g. a `~astro_delens.cutout.PreparedCutout`).
+    process : callable
+        ``process(prepared_list, item_list)`` -> one result per prepared input
+        (the networks run here, on the whole chunk).
+    chunk_size : int
+    on_error : {"raise", "skip"}
+        What a failing ``prepare`` does: raise, or give an `Outcome` with ``error``.
+    progress : bool
+        Show a progress bar over the items (tqdm, on stderr).
+    desc : str
+        The progress bar's label.
+    context : callable, optional
+        ``context(name)`` -> a context manager entered around the preparation of
+        each item (``name`` is its name) and around each chunk's processing
+        (``name`` None); for example to collect the warnings of each input.
+    """
+    from tqdm.auto import tqdm
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    context = context or (lambda name: contextlib.nullcontext())
+    items = list(items)
+    with tqdm(total=len(items), disable=not progress, desc=desc, unit="input",
+              file=sys.stderr) as bar:
+        for start in range(0, len(items), int(chunk_size)):
+            chunk = items[start:start + int(chunk_size)]
+            prepared, errors = {}, {}
+            for item in chunk:
+                with context(item.name):
+                    try:
+                        prepared[item.index] = prepare(item)
+                    except Exception as exc:  # one bad input never stops the batch
+                        if on_error == "raise":
+                            raise
+                        errors[item.index] = _failure(exc)
+                bar.update(1)
+            good = [item for item in chunk if item.index in prepared]
+            results = {}
+            if good:
+                with context(None):
+                    out = process([prepared[item.index] for item in good], good)
+                results = {item.index: r for item, r in zip(good, out)}
+            for item in chunk:
+                yield Outcome(item, results.get(item.index), errors.get(item.index))
