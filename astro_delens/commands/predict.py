@@ -232,20 +232,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-field-check", action="store_true",
                         help="skip the check that theta_E does not depend on objects far from "
                              "the lens (astro_delens.fieldcheck; saves four network passes)")
+    dask = parser.add_argument_group(
+        "scale-out on Dask (needs: pip install \"astro_delens[dask]\"); partitions are stored "
+        "in TABLE.parts/ as they finish, so a killed run resumes where it stopped")
+    dask.add_argument("--workers", type=int, metavar="N", default=None,
+                      help="run on a local Dask cluster of N worker processes")
+    dask.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                      help="run on an existing Dask cluster (e.g. tcp://10.0.0.1:8786, or the "
+                           "address of a dask-jobqueue cluster)")
+    dask.add_argument("--partition-size", type=int, metavar="N", default=None,
+                      help="files per partition (default: 256)")
 
 
-def run(args) -> int:
-    """Run ``astro-delens predict``; returns the exit status."""
+def _predict_serial(args, options, report):
+    """Estimates of the files in this process: (table or None, failed names)."""
     from ..estimator import LensParameterEstimator
-    from ..results import estimates_table, write_table
+    from ..results import estimates_table
 
-    if not str(args.output).lower().endswith(".ecsv"):
-        raise CommandError(f"--output: expected an .ecsv file name, got {args.output!r}")
-    if os.path.exists(args.output) and not args.overwrite:
-        raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
-    options = prepare_options(args)
     estimator = load_model(LensParameterEstimator, args, field_check=not args.no_field_check)
-    report = Reporter("predict")
     estimates, labels = [], []
     for outcome in estimator.iter_predict(list(args.files), on_error="skip",
                                           progress=show_progress(args),
@@ -255,11 +259,79 @@ def run(args) -> int:
             labels.append(outcome.item.name)
         else:
             report.fail(outcome.item.name, outcome.error)
-    if estimates:
-        table = estimates_table(estimates, labels)
+    return estimates_table(estimates, labels) if estimates else None
+
+
+def _predict_on_dask(args, options, report):
+    """Estimates of the files on a Dask cluster, partitions kept in ``TABLE.parts``."""
+    import shutil
+
+    from ..nn.registry import ChecksumError, ModelNotFoundError, resolve_model_dir, \
+        verify_checksums
+
+    if args.workers is not None and args.scheduler is not None:
+        raise CommandError("--workers and --scheduler: give one (a local cluster, or an "
+                           "existing one), not both")
+    if args.workers is not None and args.workers < 1:
+        raise CommandError(f"--workers: expected a positive integer, got {args.workers}")
+    size = 256 if args.partition_size is None else args.partition_size
+    if size < 1:
+        raise CommandError(f"--partition-size: expected a positive integer, got {size}")
+    try:
+        import distributed
+
+        from ..parallel import local_client, predict_to_table
+    except ImportError:
+        raise CommandError("--workers/--scheduler need Dask: pip install "
+                           "\"astro_delens[dask]\"") from None
+    try:
+        verify_checksums(resolve_model_dir(args.model, "estimator"))
+    except (ModelNotFoundError, ChecksumError) as exc:
+        raise CommandError(str(exc)) from None
+    parts = f"{args.output}.parts"
+    try:
+        client = local_client(args.workers) if args.workers is not None \
+            else distributed.Client(args.scheduler, timeout="20s")
+    except OSError as exc:
+        raise CommandError(f"--scheduler: cannot reach {args.scheduler!r} ({exc})") from None
+    try:
+        table, failed = predict_to_table(
+            args.files, client=client, parts_dir=parts, model=args.model, partition_size=size,
+            estimator_options={"symmetries": args.symmetries,
+                               "field_check": not args.no_field_check},
+            prepare_options=options,
+            on_part=lambda messages, failures: [report.line(f"warning: {m}") for m in messages])
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and args.workers is not None:
+            cluster.close()
+    for name, error in failed.iterrows():
+        report.fail(name, error)
+    shutil.rmtree(parts, ignore_errors=True)
+    return table
+
+
+def run(args) -> int:
+    """Run ``astro-delens predict``; returns the exit status."""
+    from ..results import write_table
+
+    if not str(args.output).lower().endswith(".ecsv"):
+        raise CommandError(f"--output: expected an .ecsv file name, got {args.output!r}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
+    options = prepare_options(args)
+    report = Reporter("predict")
+    if args.workers is None and args.scheduler is None:
+        if args.partition_size is not None:
+            raise CommandError("--partition-size: only with --workers or --scheduler")
+        table = _predict_serial(args, options, report)
+    else:
+        table = _predict_on_dask(args, options, report)
+    if table is not None:
         table.meta["command"] = command_line(args, "predict")
         write_table(table, args.output, overwrite=True)
-        report.line(f"wrote {len(estimates)} of {len(args.files)} estimates to {args.output}")
+        report.line(f"wrote {len(table)} of {len(args.files)} estimates to {args.output}")
     else:
         report.line("no file could be processed; nothing written")
     return 1 if report.failed else 0
