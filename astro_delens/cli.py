@@ -33,6 +33,34 @@ COMMANDS = {
 }
 
 
+#: Sub-commands that run networks (Keras' backend is started before them).
+NETWORK_COMMANDS = ("train", "evaluate", "calibrate", "predict", "reconstruct", "demo")
+
+
+def _start_backend_quietly():
+    """Start Keras' backend with its C++ start-up lines kept off the terminal.
+
+    TensorFlow prints "Could not find cuda drivers" and "failed call to cuInit:
+    ... UNKNOWN ERROR (303)" on every machine without a GPU, before its log
+    level applies; users read them as failures. Python errors still show.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.zeros(1))  # the device start-up logs too
+    except Exception:  # the command itself reports a broken backend when it needs it
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _available_commands():
     found = {}
     for name, module in COMMANDS.items():
@@ -64,14 +92,13 @@ def build_parser():
 
 def main(argv=None) -> int:
     """Run ``astro-delens`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    # TensorFlow's C++ start-up messages ("failed call to cuInit" on a machine without
-    # a GPU) read like failures; keep them off the terminal unless asked for.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    if args.command in NETWORK_COMMANDS:
+        _start_backend_quietly()
     try:
         return int(args._run(args) or 0)
     except CommandError as exc:

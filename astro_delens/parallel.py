@@ -34,23 +34,22 @@ import numpy as np
 
 from .batch import input_name
 
-__all__ = ["PARTITION_SIZE", "predict_partition", "predict_frame", "predict_to_table",
-           "local_client"]
+__all__ = ["PARTITION_SIZE", "cached_model", "predict_partition", "predict_frame",
+           "predict_to_table", "local_client", "partitions"]
 
 #: Inputs per Dask partition (and per Parquet part file).
 PARTITION_SIZE = 256
 
-# estimators loaded in this process, by (model, options): each worker loads a model once
-_ESTIMATORS = {}
+# networks loaded in this process, by (class, model, options): each worker loads a model once
+_LOADED = {}
 
 
-def _estimator(model, estimator_options):
-    from .estimator import LensParameterEstimator
-
-    key = (os.fspath(model), json.dumps(estimator_options, sort_keys=True))
-    if key not in _ESTIMATORS:
-        _ESTIMATORS[key] = LensParameterEstimator(model, **estimator_options)
-    return _ESTIMATORS[key]
+def cached_model(cls, model, options):
+    """``cls(model, **options)``, made once per process (a Dask worker keeps its networks)."""
+    key = (cls.__name__, os.fspath(model), json.dumps(options, sort_keys=True))
+    if key not in _LOADED:
+        _LOADED[key] = cls(model, **options)
+    return _LOADED[key]
 
 
 def predict_partition(inputs, names, model, estimator_options, prepare_options):
@@ -76,9 +75,10 @@ def predict_partition(inputs, names, model, estimator_options, prepare_options):
     messages : list of str
         The warnings raised, one line each.
     """
+    from .estimator import LensParameterEstimator
     from .results import estimates_table
 
-    est = _estimator(model, estimator_options)
+    est = cached_model(LensParameterEstimator, model, estimator_options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outcomes = list(est.iter_predict(inputs, names=names, on_error="skip", progress=False,
@@ -201,6 +201,12 @@ def predict_frame(inputs, model=None, *, partition_size=PARTITION_SIZE, estimato
 
 def _named(part, index):
     return [(input_name(data, f"{index}:{k}"), data) for k, data in enumerate(part)]
+
+
+def partitions(items, partition_size):
+    """``items`` in consecutive lists of ``partition_size`` (the last may be shorter)."""
+    size = _check_partition_size(partition_size)
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def _check_partition_size(partition_size):

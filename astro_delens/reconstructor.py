@@ -37,8 +37,8 @@ from . import batch, lensmodel
 from .cutout import PREPARE_KEYWORDS, prepare_cutout
 from .estimator import LensParameterEstimator
 from .exceptions import AstroDelensWarning
-from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
 from .front import NetworkFront, load_network
+from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
 from .results import LensEstimate, make_source
 from .source_result import run_relens_check
 

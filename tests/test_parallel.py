@@ -130,3 +130,34 @@ def test_cli_dask_usage_errors(family, files, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("astro-delens predict: error: --")
                                  for line in err)
+
+
+def test_cli_reconstruct_on_workers_writes_the_serial_sources(family, files, tmp_path,
+                                                              capsys):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    good = [f for f in files if f != files[2]][:3]
+    assert main(["reconstruct", *good, files[2], "--model", family, "--outdir", str(serial),
+                 "--no-check"]) == 1
+    assert main(["reconstruct", *good, files[2], "--model", family, "--outdir", str(parallel),
+                 "--no-check", "--workers", "2", "--partition-size", "2"]) == 1
+    assert capsys.readouterr().err.count(f"{files[2]}: error:") == 2
+    names = sorted(p.name for p in serial.glob("*.fits"))
+    assert names == sorted(p.name for p in parallel.glob("*.fits")) and len(names) == 3
+    for name in names:
+        np.testing.assert_allclose(fits.getdata(parallel / name), fits.getdata(serial / name),
+                                   rtol=1e-5, atol=1e-12)
+
+
+def test_cli_reconstruct_skips_what_is_done(family, files, tmp_path, capsys):
+    out = tmp_path / "sources"
+    assert main(["reconstruct", files[0], "--model", family, "--outdir", str(out),
+                 "--no-check"]) == 0
+    first = (out / "lens_0_source.fits").stat().st_mtime_ns
+    assert main(["reconstruct", files[0], files[1], "--model", family, "--outdir", str(out),
+                 "--no-check"]) == 2  # exists: refused without an option
+    assert main(["reconstruct", files[0], files[1], "--model", family, "--outdir", str(out),
+                 "--no-check", "--skip-existing"]) == 0
+    err = capsys.readouterr().err
+    assert "--skip-existing" in err and "1 file(s) already reconstructed" in err
+    assert (out / "lens_0_source.fits").stat().st_mtime_ns == first
+    assert (out / "lens_1_source.fits").exists()

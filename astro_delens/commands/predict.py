@@ -14,11 +14,18 @@ FILE[EXT]. --noise, --psf and --mask take a number (noise: constant 1-sigma;
 psf: Gaussian FWHM in arcsec), a FITS file (optionally FILE[EXT]), or the name
 or number of an extension of each input file.
 
+With --workers N (a local cluster) or --scheduler ADDRESS (an existing one)
+the files are shared out on Dask in partitions of --partition-size files; each
+partition's rows are stored in TABLE.parts/ as soon as they are done, so that
+running the same command again after an interruption resumes where it
+stopped. The table is the same as without Dask, row for row.
+
 examples:
   astro-delens predict lens1.fits lens2.fits -o results.ecsv
   astro-delens predict euclid_*.fits --hdu VIS_FLUX --noise VIS_RMS --psf VIS_PSF -o q1.ecsv
   astro-delens predict cutout.fits --ra 150.1163 --dec 2.2057 --size 8 -o one.ecsv
   astro-delens predict stamp.fits --pixel-scale 0.05 --noise 0.003 -o stamp.ecsv
+  astro-delens predict q1/*.fits --hdu VIS_FLUX --workers 8 -o q1.ecsv
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from ..nn.augment import SYMMETRY_COUNTS
 from ..nn.registry import DEFAULT_FAMILY
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
+
+#: Files per Dask task of ``--workers`` / ``--scheduler`` (stored as one Parquet part).
+PARTITION_SIZE = 256
 
 # --------------------------------------------------------------------------
 # options shared with ``astro-delens reconstruct``
@@ -209,11 +219,12 @@ def command_line(args, command, files=None) -> str:
 
     words = ["astro-delens", command, *(args.files if files is None else files)]
     for option in ("hdu", "ra", "dec", "x", "y", "size", "pixel_scale", "noise", "psf", "mask",
-                   "model", "output", "outdir"):
+                   "model", "symmetries", "output", "outdir"):
         value = getattr(args, option, None)
         if value is not None:
             words.append(f"--{option.replace('_', '-')}={value}")
-    for flag in ("background_subtracted", "no_mask_contaminants", "overwrite", "plot"):
+    for flag in ("background_subtracted", "no_mask_contaminants", "no_field_check", "no_check",
+                 "overwrite", "plot"):
         if getattr(args, flag, False):
             words.append(f"--{flag.replace('_', '-')}")
     return shlex.join(words)
@@ -232,16 +243,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-field-check", action="store_true",
                         help="skip the check that theta_E does not depend on objects far from "
                              "the lens (astro_delens.fieldcheck; saves four network passes)")
+    add_dask_arguments(parser, PARTITION_SIZE)
+
+
+def add_dask_arguments(parser, partition_size):
+    """--workers, --scheduler and --partition-size (shared by predict and reconstruct)."""
     dask = parser.add_argument_group(
-        "scale-out on Dask (needs: pip install \"astro_delens[dask]\"); partitions are stored "
-        "in TABLE.parts/ as they finish, so a killed run resumes where it stopped")
+        "scale-out on Dask (needs: pip install \"astro_delens[dask]\")")
     dask.add_argument("--workers", type=int, metavar="N", default=None,
                       help="run on a local Dask cluster of N worker processes")
     dask.add_argument("--scheduler", metavar="ADDRESS", default=None,
                       help="run on an existing Dask cluster (e.g. tcp://10.0.0.1:8786, or the "
                            "address of a dask-jobqueue cluster)")
     dask.add_argument("--partition-size", type=int, metavar="N", default=None,
-                      help="files per partition (default: 256)")
+                      help=f"files per Dask task (default: {partition_size})")
+
+
+def partition_size(args, default):
+    """--partition-size, checked (only with --workers or --scheduler)."""
+    if args.partition_size is None:
+        return default
+    if args.workers is None and args.scheduler is None:
+        raise CommandError("--partition-size: only with --workers or --scheduler")
+    if args.partition_size < 1:
+        raise CommandError(f"--partition-size: expected a positive integer, "
+                           f"got {args.partition_size}")
+    return args.partition_size
+
+
+@contextlib.contextmanager
+def dask_client(args, kind):
+    """A ``distributed.Client`` for --workers or --scheduler; usage errors raise CommandError.
+
+    The ``kind`` of model of --model ("estimator" or "reconstructor") is checked
+    here, before any worker starts.
+    """
+    from ..nn.registry import ChecksumError, ModelNotFoundError, resolve_model_dir, \
+        verify_checksums
+
+    if args.workers is not None and args.scheduler is not None:
+        raise CommandError("--workers and --scheduler: give one (a local cluster, or an "
+                           "existing one), not both")
+    if args.workers is not None and args.workers < 1:
+        raise CommandError(f"--workers: expected a positive integer, got {args.workers}")
+    try:
+        import distributed
+
+        from ..parallel import local_client
+    except ImportError:
+        raise CommandError("--workers/--scheduler need Dask: pip install "
+                           "\"astro_delens[dask]\"") from None
+    try:
+        verify_checksums(resolve_model_dir(args.model, kind))
+    except (ModelNotFoundError, ChecksumError) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        client = local_client(args.workers) if args.workers is not None \
+            else distributed.Client(args.scheduler, timeout="20s")
+    except OSError as exc:
+        raise CommandError(f"--scheduler: cannot reach {args.scheduler!r} ({exc})") from None
+    try:
+        yield client
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None and args.workers is not None:
+            cluster.close()
 
 
 def _predict_serial(args, options, report):
@@ -266,46 +333,17 @@ def _predict_on_dask(args, options, report):
     """Estimates of the files on a Dask cluster, partitions kept in ``TABLE.parts``."""
     import shutil
 
-    from ..nn.registry import ChecksumError, ModelNotFoundError, resolve_model_dir, \
-        verify_checksums
+    from ..parallel import predict_to_table
 
-    if args.workers is not None and args.scheduler is not None:
-        raise CommandError("--workers and --scheduler: give one (a local cluster, or an "
-                           "existing one), not both")
-    if args.workers is not None and args.workers < 1:
-        raise CommandError(f"--workers: expected a positive integer, got {args.workers}")
-    size = 256 if args.partition_size is None else args.partition_size
-    if size < 1:
-        raise CommandError(f"--partition-size: expected a positive integer, got {size}")
-    try:
-        import distributed
-
-        from ..parallel import local_client, predict_to_table
-    except ImportError:
-        raise CommandError("--workers/--scheduler need Dask: pip install "
-                           "\"astro_delens[dask]\"") from None
-    try:
-        verify_checksums(resolve_model_dir(args.model, "estimator"))
-    except (ModelNotFoundError, ChecksumError) as exc:
-        raise CommandError(str(exc)) from None
+    size = partition_size(args, PARTITION_SIZE)
     parts = f"{args.output}.parts"
-    try:
-        client = local_client(args.workers) if args.workers is not None \
-            else distributed.Client(args.scheduler, timeout="20s")
-    except OSError as exc:
-        raise CommandError(f"--scheduler: cannot reach {args.scheduler!r} ({exc})") from None
-    try:
+    with dask_client(args, "estimator") as client:
         table, failed = predict_to_table(
             args.files, client=client, parts_dir=parts, model=args.model, partition_size=size,
             estimator_options={"symmetries": args.symmetries,
                                "field_check": not args.no_field_check},
             prepare_options=options,
             on_part=lambda messages, failures: [report.line(f"warning: {m}") for m in messages])
-    finally:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None and args.workers is not None:
-            cluster.close()
     for name, error in failed.iterrows():
         report.fail(name, error)
     shutil.rmtree(parts, ignore_errors=True)
@@ -323,8 +361,7 @@ def run(args) -> int:
     options = prepare_options(args)
     report = Reporter("predict")
     if args.workers is None and args.scheduler is None:
-        if args.partition_size is not None:
-            raise CommandError("--partition-size: only with --workers or --scheduler")
+        partition_size(args, PARTITION_SIZE)  # an error when given
         table = _predict_serial(args, options, report)
     else:
         table = _predict_on_dask(args, options, report)

@@ -17,7 +17,10 @@ residuals and the source with the lens's critical curves and caustics (with
 --no-check: the data beside the source).
 
 A file that cannot be processed is reported on one line of stderr and
-skipped; the exit status is then 1.
+skipped; the exit status is then 1. --skip-existing leaves out the files
+already reconstructed in DIR, to finish an interrupted run. With --workers N
+or --scheduler ADDRESS the files are shared out on a Dask cluster; each worker
+writes its files into DIR (which the workers must see).
 
 examples:
   astro-delens reconstruct lens1.fits lens2.fits --outdir sources/
@@ -36,14 +39,20 @@ from pathlib import Path
 from . import CommandError
 from .predict import (
     Reporter,
+    add_dask_arguments,
     add_input_arguments,
     command_line,
+    dask_client,
     load_model,
+    partition_size,
     prepare_options,
     show_progress,
 )
 
 HELP = "reconstruct the unlensed sources of FITS images into FITS files"
+
+#: Files per Dask task of ``--workers`` / ``--scheduler``.
+PARTITION_SIZE = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and normalised residuals are added to the FITS file as "
                              "extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with the "
                              "reduced chi^2 and the flag in the primary header)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="leave out the files whose source FITS file is already in DIR "
+                             "(to finish an interrupted run)")
+    add_dask_arguments(parser, PARTITION_SIZE)
 
 
 def output_names(files):
@@ -77,47 +90,130 @@ def output_names(files):
     return names
 
 
-def run(args) -> int:
-    """Run ``astro-delens reconstruct``; returns the exit status."""
-    from ..reconstructor import SourceReconstructor
+def write_source(rec, source, target, plot, command, check):
+    """Record ``command``, run the re-lensing check, write the FITS file and the figure."""
     from ..results import write_fits
 
+    source.meta.add_history(f"made by: {command}")
+    if check:
+        rec.attach_check(source)
+    write_fits(source, target, overwrite=True)
+    if plot is not None:
+        source.plot(plot)
+
+
+def reconstruct_part(jobs, model, symmetries, options, check):
+    """Reconstruct and write one partition's files (on a Dask worker).
+
+    ``jobs`` holds ``(file, target, plot or None, command)``; returns the
+    ``(file, error or None)`` of each and the warnings raised, one line each.
+    """
+    import warnings
+
+    from ..parallel import cached_model
+    from ..reconstructor import SourceReconstructor
+
+    rec = cached_model(SourceReconstructor, model, {"symmetries": symmetries})
+    by_file = {job[0]: job for job in jobs}
+    done = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
+                                            progress=False, **options):
+            name = outcome.item.name
+            error = outcome.error
+            if outcome.ok:
+                try:
+                    write_source(rec, outcome.result, *by_file[name][1:], check=check)
+                except Exception as exc:  # one bad file never stops the batch
+                    error = f"{type(exc).__name__}: {exc}"
+            done.append((name, error))
+    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
+                                  if not issubclass(w.category, DeprecationWarning)))
+    return done, messages
+
+
+def _reconstruct_serial(args, jobs, options, report):
+    """Run the jobs in this process; returns the number of files written."""
+    from ..reconstructor import SourceReconstructor
+
+    rec = load_model(SourceReconstructor, args)
+    by_file = {job[0]: job for job in jobs}
+    written = 0
+    for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
+                                        progress=show_progress(args),
+                                        context=report.warnings_for, **options):
+        name = outcome.item.name
+        if not outcome.ok:
+            report.fail(name, outcome.error)
+            continue
+        try:
+            with report.warnings_for(name):
+                write_source(rec, outcome.result, *by_file[name][1:], check=not args.no_check)
+            written += 1
+        except Exception as exc:  # one bad file never stops the batch
+            report.fail(name, exc)
+    return written
+
+
+def _reconstruct_on_dask(args, jobs, options, report):
+    """Run the jobs on a Dask cluster; returns the number of files written."""
+    from ..parallel import partitions
+
+    size = partition_size(args, PARTITION_SIZE)
+    written = 0
+    with dask_client(args, "reconstructor") as client:
+        from distributed import as_completed
+
+        futures = [client.submit(reconstruct_part, part, args.model, args.symmetries, options,
+                                 not args.no_check, pure=False)
+                   for part in partitions(jobs, size)]
+        for future in as_completed(futures):
+            done, messages = future.result()
+            for message in messages:
+                report.line(f"warning: {message}")
+            for name, error in done:
+                if error is None:
+                    written += 1
+                else:
+                    report.fail(name, error)
+    return written
+
+
+def run(args) -> int:
+    """Run ``astro-delens reconstruct``; returns the exit status."""
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
         raise CommandError(f"--outdir: {str(outdir)!r} exists and is not a folder")
     stems = output_names(args.files)
     targets = {f: outdir / f"{s}_source.fits" for f, s in zip(args.files, stems)}
     plots = {f: outdir / f"{s}_source.png" for f, s in zip(args.files, stems)}
-    if not args.overwrite:
-        existing = [str(p) for p in targets.values() if p.exists()]
-        if args.plot:
-            existing += [str(p) for p in plots.values() if p.exists()]
-        if existing:
-            raise CommandError(f"--outdir: {existing[0]!r} exists"
-                               + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
-                               + "; use --overwrite to replace")
+    if args.skip_existing:
+        skipped = [f for f in args.files if targets[f].exists()]
+    else:
+        skipped = []
+        if not args.overwrite:
+            existing = [str(p) for p in targets.values() if p.exists()]
+            if args.plot:
+                existing += [str(p) for p in plots.values() if p.exists()]
+            if existing:
+                raise CommandError(
+                    f"--outdir: {existing[0]!r} exists"
+                    + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                    + "; use --overwrite to replace, or --skip-existing to keep")
+    todo = [f for f in dict.fromkeys(args.files) if f not in set(skipped)]
     options = prepare_options(args)
-    rec = load_model(SourceReconstructor, args)
     outdir.mkdir(parents=True, exist_ok=True)
     report = Reporter("reconstruct")
-    written = 0
-    for outcome in rec.iter_reconstruct(list(args.files), on_error="skip", check=False,
-                                        progress=show_progress(args),
-                                        context=report.warnings_for, **options):
-        name, source = outcome.item.name, outcome.result
-        if not outcome.ok:
-            report.fail(name, outcome.error)
-            continue
-        source.meta.add_history(f"made by: {command_line(args, 'reconstruct', [name])}")
-        try:
-            if not args.no_check:
-                with report.warnings_for(name):
-                    rec.attach_check(source)
-            write_fits(source, targets[name], overwrite=True)
-            if args.plot:
-                source.plot(plots[name])
-            written += 1
-        except Exception as exc:
-            report.fail(name, exc)
-    report.line(f"wrote {written} of {len(args.files)} sources to {outdir}")
+    if skipped:
+        report.line(f"{len(skipped)} file(s) already reconstructed in {outdir}: skipped")
+    jobs = [(f, targets[f], plots[f] if args.plot else None,
+             command_line(args, "reconstruct", [f])) for f in todo]
+    if args.workers is not None or args.scheduler is not None:
+        written = _reconstruct_on_dask(args, jobs, options, report)
+    else:
+        partition_size(args, PARTITION_SIZE)  # an error when given
+        written = _reconstruct_serial(args, jobs, options, report)
+    report.line(f"wrote {written} of {len(args.files)} sources to {outdir}"
+                + (f" ({len(skipped)} were there already)" if skipped else ""))
     return 1 if report.failed else 0
