@@ -489,3 +489,12 @@ def test_calibration_is_stored_applied_and_checksummed(trained, toy, tmp_path, c
     assert "only estimators" in capsys.readouterr().err
     assert main(["calibrate", "--model", str(model), "--data", str(toy["val"])]) == 2
     assert "too few" in capsys.readouterr().err
+    # the field check alone: the uncertainties' calibration stays as it was
+    other = write_toy_h5(tmp_path / "other.h5", 120, seed=13)
+    assert main(["calibrate", "--model", str(model), "--data", str(other), "--quiet",
+                 "--field-check-only"]) == 0
+    after = json.loads((model / "config.json").read_text())
+    assert after["calibration"] == cal
+    assert after["field_check"]["data"]["n"] == 120
+    assert after["field_check"]["threshold"] >= 0 and len(after["field_check"]["fractions"]) == 4
+    assert "config.json" in verify_checksums(model)

@@ -31,13 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validation set of the model's preset (not the test set)")
     parser.add_argument("--max-samples", type=_positive_int("--max-samples"), default=None,
                         help="use only the first N samples")
+    parser.add_argument("--field-check-only", action="store_true",
+                        help="set only the threshold of the field-dependence check "
+                             "(astro_delens.fieldcheck), keeping the uncertainties' calibration")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def run(args) -> int:
     """Run ``astro-delens calibrate``."""
     from ..nn.registry import ChecksumError, ModelNotFoundError, read_config
-    from ..training.calibrate import calibrate_estimator
+    from ..training.calibrate import calibrate_estimator, calibrate_field_check
 
     try:
         kind = read_config(args.model).get("kind")
@@ -53,7 +56,8 @@ def run(args) -> int:
             print(msg, file=sys.stderr, flush=True)
 
     try:
-        calibrate_estimator(args.model, args.data, max_samples=args.max_samples, log=log)
+        calibrate = calibrate_field_check if args.field_check_only else calibrate_estimator
+        calibrate(args.model, args.data, max_samples=args.max_samples, log=log)
     except ChecksumError as exc:
         raise CommandError(f"--model: {exc}", exit_code=1) from None
     except FileNotFoundError as exc:

@@ -41,7 +41,8 @@ from .. import lensmodel
 from .._version import __version__
 from ..nn.augment import SYMMETRY_COUNTS
 
-__all__ = ["calibrate_estimator", "coverage", "best_scale", "pooled_scale", "ONE_SIGMA"]
+__all__ = ["calibrate_estimator", "calibrate_field_check", "coverage", "best_scale", "pooled_scale",
+           "ONE_SIGMA"]
 
 #: Probability mass of a Gaussian within one sigma.
 ONE_SIGMA = 0.6826894921370859
@@ -188,6 +189,49 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
             f"{DEFAULT_SYMMETRIES} symmetries)")
     log(f"  after: 68% intervals hold {after[key]['68']}, 95% intervals {after[key]['95']}")
     log(f"  field check: flags a relative theta_E range above {field_entry['threshold']:.3f} "
+        f"({FIELD_FALSE_FLAG_RATE:.0%} of these lenses)")
+    return entry
+
+
+def calibrate_field_check(model_dir, data, max_samples=None, batch_size=256, log=None) -> dict:
+    """Set only the field-dependence threshold of a parameter network (``field_check``).
+
+    For models whose uncertainties were calibrated before the check existed:
+    their ``calibration`` entry is kept. Parameters as `calibrate_estimator`.
+
+    Returns
+    -------
+    dict
+        The ``field_check`` entry written to ``config.json``.
+    """
+    import json
+
+    from ..files import atomic_write_text, to_json, write_checksums
+    from ..nn.registry import load_estimator
+    from .train import read_h5_info
+
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
+    model_dir = Path(model_dir)
+    loaded = load_estimator(model_dir)
+    info = read_h5_info(data, "estimator")
+    dp, preset = info["preset"], loaded.preset
+    if (dp.npix, dp.pixel_scale) != (preset.npix, preset.pixel_scale):
+        raise ValueError(f"data: preset {dp.name!r} does not match the model's {preset.name!r}")
+    n = info["n"] if max_samples is None else min(int(max_samples), info["n"])
+    log(f"setting the field-check threshold of {model_dir} on {n} samples of {data}")
+    import h5py
+
+    with h5py.File(info["path"], "r") as f:
+        images, noise = f["image"][:n], f["noise_map"][:n]
+    theta = loaded.predict(images, noise, ~np.isfinite(noise), batch_size=batch_size)[0][:, 0]
+    entry = _field_check_entry(loaded, info, n, theta, batch_size)
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["field_check"] = entry
+    atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+    write_checksums(model_dir, names=_checksummed(model_dir))
+    log(f"  field check: flags a relative theta_E range above {entry['threshold']:.3f} "
         f"({FIELD_FALSE_FLAG_RATE:.0%} of these lenses)")
     return entry
 
