@@ -36,7 +36,7 @@ from .cutout import PREPARE_KEYWORDS, prepare_cutout
 from .exceptions import AstroDelensWarning, OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
 from .front import NetworkFront, load_network
-from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
+from .nn.registry import DEFAULT_SYMMETRIES
 from .results import LensEstimate, estimates_table
 
 __all__ = ["LensParameterEstimator"]
@@ -47,10 +47,11 @@ class LensParameterEstimator(NetworkFront):
 
     Parameters
     ----------
-    model : str or path-like
-        A shipped model family (``"sky"``, the default, ``"survey"`` or ``"seed"``), a
-        family directory or an estimator model directory (see
-        `astro_delens.nn.registry`).
+    model : str, path-like or None
+        A shipped model family (``"sky"``, ``"survey"`` or ``"seed"``), a family
+        directory or an estimator model directory (see `astro_delens.nn.registry`);
+        None, the default: ``astro_delens.config.conf.default_model`` (``"sky"``
+        unless configured).
     verify : bool
         Check the SHA-256 checksums of the model files before loading them.
     batch_size : int
@@ -81,7 +82,7 @@ class LensParameterEstimator(NetworkFront):
     >>> result.to_table()["theta_E", "theta_E_err", "center"]   # doctest: +SKIP
     """
 
-    def __init__(self, model=DEFAULT_FAMILY, *, verify=True, batch_size=256,
+    def __init__(self, model=None, *, verify=True, batch_size=256,
                  symmetries=DEFAULT_SYMMETRIES, field_check=True):
         self._model = load_network(model, "estimator", verify)
         self._set_batch_size(batch_size)

@@ -10,8 +10,9 @@ __all__ = ["load_network", "model_info", "NetworkFront"]
 def load_network(model, kind, verify):
     """A `~astro_delens.nn.registry.LoadedEstimator` or ``LoadedReconstructor``.
 
-    ``model`` is a loaded network of that ``kind``, a shipped family name or a
-    model directory (see `astro_delens.nn.registry`).
+    ``model`` is a loaded network of that ``kind``, a shipped family name, a
+    model directory (see `astro_delens.nn.registry`) or None (the configured
+    default, `astro_delens.config.conf`.default_model).
     """
     from .nn import registry
 
@@ -19,6 +20,8 @@ def load_network(model, kind, verify):
         if model.kind != kind:
             raise ValueError(f"model: expected a loaded {kind}, got a {model.kind}")
         return model
+    if model is None:
+        model = registry.default_model()
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model: expected a model name or a model directory, "
                         f"got {type(model).__name__}")

@@ -1,6 +1,7 @@
 """Many cutouts on many cores or machines: the batch engine on Dask (``dask.distributed``).
 
-The inputs are split into partitions of `PARTITION_SIZE`; each partition runs
+The inputs are split into partitions (``astro_delens.config.conf.partition_size``
+inputs by default); each partition runs
 `LensParameterEstimator.iter_predict` on a Dask worker, which loads the
 networks once and keeps them for the next partitions. The estimates of a
 partition are built by the same code as in one process
@@ -34,11 +35,8 @@ import numpy as np
 
 from .batch import input_name
 
-__all__ = ["PARTITION_SIZE", "cached_model", "predict_partition", "predict_frame",
+__all__ = ["cached_model", "predict_partition", "predict_frame",
            "predict_to_table", "local_client", "partitions"]
-
-#: Inputs per Dask partition (and per Parquet part file).
-PARTITION_SIZE = 256
 
 # networks loaded in this process, by (class, model, options): each worker loads a model once
 _LOADED = {}
@@ -150,7 +148,7 @@ def _frame_partition(entries, model, estimator_options, prepare_options):
     return _as_frame(table, failures, names)
 
 
-def predict_frame(inputs, model=None, *, partition_size=PARTITION_SIZE, estimator_options=None,
+def predict_frame(inputs, model=None, *, partition_size=None, estimator_options=None,
                   **prepare_options):
     """Estimates of many inputs as a lazy Dask DataFrame (one row per input, in order).
 
@@ -160,9 +158,11 @@ def predict_frame(inputs, model=None, *, partition_size=PARTITION_SIZE, estimato
         Inputs of `~astro_delens.LensParameterEstimator.predict_many` (file
         names travel best; arrays are sent to the workers).
     model : str or path-like, optional
-        Model family or estimator directory (default: the default family).
-    partition_size : int
-        Inputs per partition (a sequence's; a bag keeps its own partitions).
+        Model family or estimator directory (default:
+        ``astro_delens.config.conf.default_model``).
+    partition_size : int, optional
+        Inputs per partition of a sequence (a bag keeps its own partitions;
+        default: ``astro_delens.config.conf.partition_size``).
     estimator_options : dict, optional
         Keywords of `~astro_delens.LensParameterEstimator` (``symmetries``, ``field_check``).
     **prepare_options
@@ -182,9 +182,9 @@ def predict_frame(inputs, model=None, *, partition_size=PARTITION_SIZE, estimato
     import dask.bag as db
     import dask.dataframe as dd
 
-    from .nn.registry import DEFAULT_FAMILY
+    from .nn.registry import default_model
 
-    model = DEFAULT_FAMILY if model is None else model
+    model = default_model() if model is None else model
     options = dict(estimator_options or {})
     if isinstance(inputs, db.Bag):
         parts = [dask.delayed(_named)(part, i) for i, part in enumerate(inputs.to_delayed())]
@@ -210,6 +210,10 @@ def partitions(items, partition_size):
 
 
 def _check_partition_size(partition_size):
+    if partition_size is None:
+        from .config import conf
+
+        partition_size = conf.partition_size
     if not isinstance(partition_size, (int, np.integer)) or partition_size < 1:
         raise ValueError(f"partition_size: expected a positive integer, got {partition_size!r}")
     return int(partition_size)
@@ -262,7 +266,7 @@ def _write_part(path, entries, model, estimator_options, prepare_options):
     return str(path)
 
 
-def predict_to_table(files, *, client, parts_dir, model=None, partition_size=PARTITION_SIZE,
+def predict_to_table(files, *, client, parts_dir, model=None, partition_size=None,
                      estimator_options=None, prepare_options=None, on_part=None):
     """Estimate many files on a Dask cluster; partitions stored in ``parts_dir``, then merged.
 
@@ -294,9 +298,9 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=PAR
     from astropy.table import QTable, Table, vstack
     from distributed import as_completed
 
-    from .nn.registry import DEFAULT_FAMILY
+    from .nn.registry import default_model
 
-    model = DEFAULT_FAMILY if model is None else model
+    model = default_model() if model is None else model
     estimator_options = dict(estimator_options or {})
     prepare_options = dict(prepare_options or {})
     size = _check_partition_size(partition_size)

@@ -38,7 +38,7 @@ from .cutout import PREPARE_KEYWORDS, prepare_cutout
 from .estimator import LensParameterEstimator
 from .exceptions import AstroDelensWarning
 from .front import NetworkFront, load_network
-from .nn.registry import DEFAULT_FAMILY, DEFAULT_SYMMETRIES
+from .nn.registry import DEFAULT_SYMMETRIES, default_model
 from .results import LensEstimate, make_source
 from .source_result import run_relens_check
 
@@ -72,9 +72,10 @@ class SourceReconstructor(NetworkFront):
 
     Parameters
     ----------
-    model : str or path-like
-        A shipped model family (``"sky"``, the default, ``"survey"`` or ``"seed"``), a
-        family directory or a reconstructor model directory.
+    model : str, path-like or None
+        A shipped model family (``"sky"``, ``"survey"`` or ``"seed"``), a family
+        directory or a reconstructor model directory; None, the default:
+        ``astro_delens.config.conf.default_model`` (``"sky"`` unless configured).
     estimator : "auto", `~astro_delens.LensParameterEstimator` or None
         Where the lens centre comes from: ``"auto"`` loads the parameter network
         of the same family; None uses the cutout centre (unless ``lens_center``
@@ -95,8 +96,9 @@ class SourceReconstructor(NetworkFront):
     >>> source.write("source.fits")                                  # doctest: +SKIP
     """
 
-    def __init__(self, model=DEFAULT_FAMILY, *, estimator="auto", verify=True, batch_size=64,
+    def __init__(self, model=None, *, estimator="auto", verify=True, batch_size=64,
                  symmetries=DEFAULT_SYMMETRIES):
+        model = default_model() if model is None else model
         self._model = load_network(model, "reconstructor", verify)
         self._set_symmetries(symmetries)
         if isinstance(estimator, str) and estimator == "auto":

@@ -2,7 +2,7 @@
 
 
 class CommandError(Exception):
-    """An expected failure of a sub-command; ``exit_code`` is returned by `astro_delens.cli.main`."""
+    """An expected failure of a sub-command; `astro_delens.cli.main` returns ``exit_code``."""
 
     def __init__(self, message, exit_code=2):
         super().__init__(message)

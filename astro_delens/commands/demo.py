@@ -24,7 +24,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..nn.registry import DEFAULT_FAMILY
 
 HELP = "run the shipped models on the bundled example lens"
 
@@ -33,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``astro-delens demo`` to ``parser``."""
     parser.add_argument("--outdir", default="astro_delens_demo", metavar="DIR",
                         help="output folder (created if needed; default: %(default)s)")
-    parser.add_argument("--model", default=DEFAULT_FAMILY, metavar="MODEL",
-                        help="shipped model family or model folder (default: %(default)s)")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="shipped model family or model folder (default: the configured "
+                             "default_model, sky unless changed; see astro_delens.config)")
 
 
 def _example_data():
@@ -71,6 +71,7 @@ def run(args) -> int:
     """Run ``astro-delens demo``."""
     from ..data import example_truth
     from ..estimator import LensParameterEstimator
+    from ..nn.registry import default_model
     from ..reconstructor import SourceReconstructor
     from ..results import plot_reconstruction, write_fits, write_table
 
@@ -79,6 +80,8 @@ def run(args) -> int:
     data, psf = _example_data()
     truth = example_truth()
 
+    if args.model is None:
+        args.model = default_model()
     estimator = LensParameterEstimator(args.model)
     reconstructor = SourceReconstructor(args.model, estimator=estimator)
     # One prepared cutout serves both networks (same family, same grid) and the check.

@@ -38,12 +38,8 @@ import warnings
 
 from . import CommandError
 from ..nn.augment import SYMMETRY_COUNTS
-from ..nn.registry import DEFAULT_FAMILY
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
-
-#: Files per Dask task of ``--workers`` / ``--scheduler`` (stored as one Parquet part).
-PARTITION_SIZE = 256
 
 # --------------------------------------------------------------------------
 # options shared with ``astro-delens reconstruct``
@@ -79,9 +75,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the images have no sky background left: do not subtract one")
     parser.add_argument("--no-mask-contaminants", action="store_true",
                         help="do not mask sources far from the lens automatically")
-    parser.add_argument("--model", default=DEFAULT_FAMILY, metavar="MODEL",
+    parser.add_argument("--model", default=None, metavar="MODEL",
                         help="model family name (sky, survey, seed) or model directory "
-                             "(default: %(default)s)")
+                             "(default: astro_delens.config.conf.default_model, sky unless "
+                             "configured)")
     parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=8,
                         help="average the networks' answers over this many turns and flips "
                              "of each image (default: 8, the most accurate; 1 is 1.4-1.8 "
@@ -231,7 +228,7 @@ def command_line(args, command, files=None) -> str:
 
 
 def show_progress(args):
-    """The ``progress`` argument of the public classes: off with --no-progress, else on a terminal."""
+    """``progress`` for the public classes: off with --no-progress, else on a terminal."""
     return False if args.no_progress else None
 
 
@@ -243,7 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-field-check", action="store_true",
                         help="skip the check that theta_E does not depend on objects far from "
                              "the lens (astro_delens.fieldcheck; saves four network passes)")
-    add_dask_arguments(parser, PARTITION_SIZE)
+    add_dask_arguments(parser, "the configured partition_size, 256 unless changed")
 
 
 def add_dask_arguments(parser, partition_size):
@@ -260,7 +257,7 @@ def add_dask_arguments(parser, partition_size):
 
 
 def partition_size(args, default):
-    """--partition-size, checked (only with --workers or --scheduler)."""
+    """--partition-size, checked (only with --workers or --scheduler), else ``default``."""
     if args.partition_size is None:
         return default
     if args.workers is None and args.scheduler is None:
@@ -335,7 +332,7 @@ def _predict_on_dask(args, options, report):
 
     from ..parallel import predict_to_table
 
-    size = partition_size(args, PARTITION_SIZE)
+    size = partition_size(args, None)
     parts = f"{args.output}.parts"
     with dask_client(args, "estimator") as client:
         table, failed = predict_to_table(
@@ -361,7 +358,7 @@ def run(args) -> int:
     options = prepare_options(args)
     report = Reporter("predict")
     if args.workers is None and args.scheduler is None:
-        partition_size(args, PARTITION_SIZE)  # an error when given
+        partition_size(args, None)  # an error when given
         table = _predict_serial(args, options, report)
     else:
         table = _predict_on_dask(args, options, report)

@@ -90,14 +90,22 @@ def shipped_families() -> list[str]:
                   if p.is_dir() and any((p / k / "config.json").exists() for k in KINDS))
 
 
+def default_model() -> str:
+    """The model used when none is given: ``astro_delens.config.conf.default_model``."""
+    from ..config import conf
+
+    return conf.default_model
+
+
 def resolve_model_dir(name_or_path, kind=None) -> Path:
     """The model directory of a shipped family name or of a path.
 
     Parameters
     ----------
-    name_or_path : str or path-like
+    name_or_path : str, path-like or None
         A shipped family (``"sky"``, ``"survey"``, ``"seed"``), a model directory, or a
-        family directory (holding ``estimator/`` and ``reconstructor/``).
+        family directory (holding ``estimator/`` and ``reconstructor/``); None:
+        `default_model`.
     kind : {"estimator", "reconstructor"}, optional
         Needed for family names and family directories.
 
@@ -108,7 +116,7 @@ def resolve_model_dir(name_or_path, kind=None) -> Path:
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-    text = str(name_or_path)
+    text = str(default_model() if name_or_path is None else name_or_path)
     candidates = []
     if kind is not None and "/" not in text and "\\" not in text:
         candidates.append(MODELS_DIR / text / kind)
@@ -458,14 +466,14 @@ def _load(cls, name_or_path, verify):
     return cls(model_dir, name=name, verify=verify)
 
 
-def load_estimator(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedEstimator:
+def load_estimator(name_or_path=None, verify=True) -> LoadedEstimator:
     """Load a parameter network.
 
     Parameters
     ----------
-    name_or_path : str or path-like
+    name_or_path : str, path-like or None
         A shipped family (``"sky"``, ``"survey"``, ``"seed"``), a model directory, or a
-        family directory.
+        family directory; None: `default_model`.
     verify : bool
         Check the SHA-256 of every file listed in SHA256SUMS first (default).
 
@@ -476,7 +484,7 @@ def load_estimator(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedEstimator:
     return _load(LoadedEstimator, name_or_path, verify)
 
 
-def load_reconstructor(name_or_path=DEFAULT_FAMILY, verify=True) -> LoadedReconstructor:
+def load_reconstructor(name_or_path=None, verify=True) -> LoadedReconstructor:
     """Load a source network; arguments as `load_estimator`."""
     return _load(LoadedReconstructor, name_or_path, verify)
 
