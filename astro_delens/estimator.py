@@ -68,13 +68,6 @@ class LensParameterEstimator(NetworkFront):
         ``field_dependence`` with an `~astro_delens.exceptions.OutOfDomainWarning`
         and their theta_E interval is widened to the range found.
 
-    Attributes
-    ----------
-    preset : `~astro_delens.presets.Preset`
-        The model's preset: its image grid and training domain.
-    model_info : dict
-        Name, version, preset and SHA-256 checksums of the model (recorded in results).
-
     Examples
     --------
     >>> est = LensParameterEstimator()                           # doctest: +SKIP
