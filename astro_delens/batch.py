@@ -23,11 +23,13 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["Item", "Outcome", "make_items", "input_name", "run", "CHUNK_SIZE"]
+__all__ = ["Item", "Outcome", "iter_items", "make_items", "input_name", "check_keywords",
+           "show_progress", "run", "CHUNK_SIZE"]
 
 #: Inputs prepared and sent through the networks together.
 CHUNK_SIZE = 128
@@ -70,8 +72,8 @@ def _split(entry):
     return entry, {}
 
 
-def make_items(inputs, names=None, accepted=None, **shared) -> list:
-    """`Item` objects from user inputs.
+def iter_items(inputs, names=None, accepted=None, **shared):
+    """`Item` objects from user inputs, one at a time (the inputs are not held in memory).
 
     Parameters
     ----------
@@ -85,15 +87,26 @@ def make_items(inputs, names=None, accepted=None, **shared) -> list:
     **shared
         Keywords applied to every input (an input's own ones take precedence).
     """
-    entries = [_split(entry) for entry in inputs]
+    check_keywords(shared, accepted)
     if names is not None:
         names = [str(n) for n in names]
-        if len(names) != len(entries):
-            raise ValueError(f"names: {len(names)} names for {len(entries)} inputs")
-    for _, own in [(None, shared)] + entries:
+        if hasattr(inputs, "__len__") and len(names) != len(inputs):
+            raise ValueError(f"names: {len(names)} names for {len(inputs)} inputs")
+    index = -1
+    for index, entry in enumerate(inputs):
+        data, own = _split(entry)
         check_keywords(own, accepted)
-    return [Item(i, names[i] if names is not None else input_name(data, i), data,
-                 {**shared, **own}) for i, (data, own) in enumerate(entries)]
+        if names is not None and index >= len(names):
+            raise ValueError(f"names: {len(names)} names for more than {len(names)} inputs")
+        name = names[index] if names is not None else input_name(data, index)
+        yield Item(index, name, data, {**shared, **own})
+    if names is not None and index + 1 != len(names):
+        raise ValueError(f"names: {len(names)} names for {index + 1} inputs")
+
+
+def make_items(inputs, names=None, accepted=None, **shared) -> list:
+    """`iter_items` as a list (all keyword and name errors raised at once)."""
+    return list(iter_items(inputs, names, accepted, **shared))
 
 
 def check_keywords(kwargs, accepted):
@@ -115,12 +128,13 @@ def _failure(exc) -> str:
 
 
 def run(items, prepare, process, *, chunk_size=CHUNK_SIZE, on_error="raise", progress=False,
-        desc="preparing", context=None):
+        desc="preparing", context=None, total=None):
     """Prepare and process ``items`` chunk by chunk; yield one `Outcome` per item, in order.
 
     Parameters
     ----------
-    items : sequence of `Item`
+    items : iterable of `Item`
+        Consumed a chunk at a time (a generator is never held in memory whole).
     prepare : callable
         ``prepare(item)`` -> the prepared input (e.g. a `~astro_delens.cutout.PreparedCutout`).
     process : callable
@@ -137,6 +151,8 @@ def run(items, prepare, process, *, chunk_size=CHUNK_SIZE, on_error="raise", pro
         ``context(name)`` -> a context manager entered around the preparation of
         each item (``name`` is its name) and around each chunk's processing
         (``name`` None); for example to collect the warnings of each input.
+    total : int, optional
+        The number of items, for the progress bar (default: ``len(items)`` when known).
     """
     from tqdm.auto import tqdm
 
@@ -145,11 +161,12 @@ def run(items, prepare, process, *, chunk_size=CHUNK_SIZE, on_error="raise", pro
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     context = context or (lambda name: contextlib.nullcontext())
-    items = list(items)
-    with tqdm(total=len(items), disable=not progress, desc=desc, unit="input",
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    stream = iter(items)
+    with tqdm(total=total, disable=not progress, desc=desc, unit="input",
               file=sys.stderr) as bar:
-        for start in range(0, len(items), int(chunk_size)):
-            chunk = items[start:start + int(chunk_size)]
+        while chunk := list(itertools.islice(stream, int(chunk_size))):
             prepared, errors = {}, {}
             for item in chunk:
                 with context(item.name):

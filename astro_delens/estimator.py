@@ -315,9 +315,10 @@ class LensParameterEstimator(NetworkFront):
             ``result`` is a `~astro_delens.results.LensEstimate` (its ``prepared``
             has no arrays), in input order.
         """
-        items = batch.make_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+        items = batch.iter_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+        total = len(inputs) if hasattr(inputs, "__len__") else None
         yield from batch.run(items, self._prepare_item, self._estimate_chunk, on_error=on_error,
-                             progress=batch.show_progress(progress), context=context)
+                             progress=batch.show_progress(progress), context=context, total=total)
 
     def _prepare_item(self, item):
         return prepare_cutout(item.data, self.preset, **item.kwargs)

@@ -363,7 +363,8 @@ mask_contaminants
         `~astro_delens.batch.Outcome`
             ``result`` is a `~astro_delens.source_result.ReconstructedSource`, in input order.
         """
-        items = batch.make_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+        items = batch.iter_items(inputs, names, PREPARE_KEYWORDS, **kwargs)
+        total = len(inputs) if hasattr(inputs, "__len__") else None
 
         def process(prepared, chunk):
             pairs = [(item.data, item.kwargs) for item in chunk]
@@ -375,7 +376,7 @@ mask_contaminants
         yield from batch.run(items, lambda item: prepare_cutout(item.data, self.preset,
                                                                 **item.kwargs),
                              process, on_error=on_error, progress=batch.show_progress(progress),
-                             context=context)
+                             context=context, total=total)
 
 
 # keywords accepted by ``reconstruct`` (for the command line and docs)

@@ -9,7 +9,7 @@ import pytest
 import astropy.units as u
 
 from astro_delens import LensParameterEstimator, SourceReconstructor
-from astro_delens.batch import Item, make_items, run
+from astro_delens.batch import Item, iter_items, make_items, run
 from astro_delens.data import example_path
 from astro_delens.exceptions import AstroDelensWarning
 
@@ -51,6 +51,22 @@ def test_a_chunk_of_failures_is_not_processed():
     seen = []
     outcomes = list(run(make_items(["x", "y"]), _parse, _double(seen), on_error="skip"))
     assert seen == [] and not any(o.ok for o in outcomes)
+
+
+def test_a_generator_is_consumed_a_chunk_at_a_time():
+    pulled = []
+
+    def inputs():
+        for k in range(5):
+            pulled.append(k)
+            yield str(k)
+
+    stream = run(iter_items(inputs()), _parse, _double([]), chunk_size=2)
+    first = next(stream)
+    assert first.result == 0.0 and pulled == [0, 1]  # only the first chunk was read
+    assert [o.result for o in stream] == [2.0, 4.0, 6.0, 8.0]
+    with pytest.raises(ValueError, match="names: 2 names for more than 2 inputs"):
+        list(iter_items((x for x in "abc"), names=["a", "b"]))
 
 
 def test_context_wraps_each_preparation_and_each_chunk():
