@@ -67,9 +67,9 @@ def predict_partition(inputs, names, model, estimator_options, prepare_options):
     Returns
     -------
     table : `~astropy.table.QTable` or None
-        The estimates of the inputs that succeeded (None when none did).
-    failures : list of (str, str)
-        Name and error of each input that failed.
+        The estimates of the inputs that succeeded, in order (None when none did).
+    errors : list of str or None
+        One per input: the error of an input that failed, None for the others.
     messages : list of str
         The warnings raised, one line each.
     """
@@ -84,10 +84,9 @@ def predict_partition(inputs, names, model, estimator_options, prepare_options):
     good = [o for o in outcomes if o.ok]
     table = estimates_table([o.result for o in good], [o.item.name for o in good]) if good \
         else None
-    failures = [(o.item.name, o.error) for o in outcomes if not o.ok]
     messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
                                   if not issubclass(w.category, DeprecationWarning)))
-    return table, failures, messages
+    return table, [o.error for o in outcomes], messages
 
 
 # --------------------------------------------------------------------------
@@ -113,39 +112,33 @@ def _frame_meta():
     return pd.DataFrame(meta)
 
 
-def _as_frame(table, failures, names):
-    """A pandas DataFrame of a partition: floats in the table's units, failures as NaN rows."""
+def _as_frame(table, errors, names):
+    """A partition as a pandas DataFrame in input order: floats in the table's units."""
     import pandas as pd
 
-    rows = {n: {} for n in names}
-    if table is not None:
-        for k, name in enumerate(table["input"]):
-            row = rows[name]
-            for col in _frame_columns():
-                if col in ("center_ra", "center_dec"):
-                    if "center" in table.colnames:
-                        c = table["center"][k]
-                        row[col] = c.ra.deg if col == "center_ra" else c.dec.deg
-                    continue
-                value = table[col][k]
-                row[col] = float(getattr(value, "value", value))
-            row["flags"] = str(table["flags"][k])
-            row["error"] = ""
-    for name, error in failures:
-        rows[name].update({"flags": "error", "error": error})
+    good = [i for i, error in enumerate(errors) if error is None]
     frame = _frame_meta().reindex(range(len(names)))
     frame["input"] = list(names)
-    for i, name in enumerate(names):
-        for col, value in rows[name].items():
-            frame.at[i, col] = value
+    frame["flags"] = "error"
+    frame["error"] = [error or "" for error in errors]
+    if table is not None:
+        for col in _frame_columns():
+            if col in ("center_ra", "center_dec"):
+                if "center" in table.colnames:
+                    sky = table["center"]
+                    frame.loc[good, col] = sky.ra.deg if col == "center_ra" else sky.dec.deg
+            else:
+                frame.loc[good, col] = np.asarray(getattr(table[col], "value", table[col]),
+                                                  dtype=float)
+        frame.loc[good, "flags"] = [str(f) for f in table["flags"]]
     return pd.DataFrame(frame)
 
 
 def _frame_partition(entries, model, estimator_options, prepare_options):
     names = [name for name, _ in entries]
-    table, failures, _ = predict_partition([data for _, data in entries], names, model,
-                                           estimator_options, prepare_options)
-    return _as_frame(table, failures, names)
+    table, errors, _ = predict_partition([data for _, data in entries], names, model,
+                                         estimator_options, prepare_options)
+    return _as_frame(table, errors, names)
 
 
 def predict_frame(inputs, model=None, *, partition_size=None, estimator_options=None,
@@ -256,11 +249,11 @@ def _write_part(path, entries, model, estimator_options, prepare_options):
     from .files import atomic_write
 
     names = [name for name, _ in entries]
-    table, failures, messages = predict_partition([data for _, data in entries], names, model,
-                                                  estimator_options, prepare_options)
+    table, errors, messages = predict_partition([data for _, data in entries], names, model,
+                                                estimator_options, prepare_options)
     if table is None:
         table = QTable({"input": np.array([], dtype=str)})
-    table.meta["failures"] = [list(f) for f in failures]
+    table.meta["failures"] = [[name, error] for name, error in zip(names, errors) if error]
     table.meta["messages"] = messages
     atomic_write(path, lambda tmp: table.write(tmp, format="parquet", overwrite=True))
     return str(path)
@@ -285,7 +278,8 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
         Keywords of ``predict`` applied to every file.
     on_part : callable, optional
         Called with ``(messages, failures)`` of each partition as it completes
-        (messages and failures as in `predict_partition`), for progress and reports.
+        (the warnings, one line each, and the ``(name, error)`` of its failed
+        inputs), for progress and reports.
 
     Returns
     -------
