@@ -870,7 +870,8 @@ def _source_mask(data, bad, rms_guess=None):
             med, rms = 0.0, rms_guess
         if not np.isfinite(rms) or rms <= 0:
             return np.zeros_like(bad)
-        segm = detect_sources(np.where(bad, med, data) - med, 2.0 * rms, n_pixels=5, mask=bad)
+        # n_pixels given by position: photutils < 2 calls it npixels
+        segm = detect_sources(np.where(bad, med, data) - med, 2.0 * rms, 5, mask=bad)
     if segm is None:
         return np.zeros_like(bad)
     return binary_dilation(segm.data > 0, structure=circular_footprint(2).astype(bool))
@@ -1499,7 +1500,7 @@ def _contaminant_mask(image, noise, mask, r_grid, keep_radius, d):
     threshold = 3.0 * noise * np.sqrt(np.sum(kernel**2))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        segm = detect_sources(smooth, threshold, n_pixels=5, mask=mask)
+        segm = detect_sources(smooth, threshold, 5, mask=mask)  # n_pixels, by position
     if segm is None:
         return np.zeros_like(mask), 0
     labels = segm.data

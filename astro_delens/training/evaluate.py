@@ -91,8 +91,13 @@ def _ssim_batch(t, p):
     peak = np.maximum(np.max(np.abs(t), axis=(1, 2), keepdims=True), 1e-12)
     a = (t / peak)[..., None].astype(np.float32)
     b = (p / peak)[..., None].astype(np.float32)
-    s = keras.ops.image.ssim(a, b, max_val=1.0, filter_size=11, filter_sigma=1.5,
-                             data_format="channels_last")
+    if hasattr(keras.ops.image, "ssim"):
+        s = keras.ops.image.ssim(a, b, max_val=1.0, filter_size=11, filter_sigma=1.5,
+                                 data_format="channels_last")
+    else:  # Keras before ops.image.ssim: the same SSIM written in keras.ops
+        from ..nn.losses import ssim
+
+        s = ssim(a, b, max_val=1.0, filter_size=11, filter_sigma=1.5)
     return np.asarray(keras.ops.convert_to_numpy(s), dtype=np.float64)
 
 
