@@ -81,8 +81,8 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                              "configured)")
     parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=8,
                         help="average the networks' answers over this many turns and flips "
-                             "of each image (default: 8, the most accurate; 1 is 1.4-1.8 "
-                             "times faster on a CPU)")
+                             "of each image (default: 8, the most accurate; 1 is about twice "
+                             "as fast on a CPU)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true",

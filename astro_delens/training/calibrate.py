@@ -115,6 +115,23 @@ def _predict_raw(loaded, path, n, batch_size, chunk=500):
     return np.concatenate(means, axis=1), np.concatenate(stds, axis=1), np.concatenate(truths)
 
 
+def _open(model_dir, data, max_samples, log):
+    """The loaded network, the data's info, the number of samples to use and the logger."""
+    from ..nn.registry import load_estimator
+    from .train import read_h5_info
+
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
+    loaded = load_estimator(model_dir)
+    info = read_h5_info(data, "estimator")
+    dp, preset = info["preset"], loaded.preset
+    if (dp.npix, dp.pixel_scale) != (preset.npix, preset.pixel_scale):
+        raise ValueError(f"data: preset {dp.name!r} does not match the model's {preset.name!r}")
+    n = info["n"] if max_samples is None else min(int(max_samples), info["n"])
+    return loaded, info, n, log
+
+
 def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log=None) -> dict:
     """Measure and store per-parameter sigma scales of an estimator (see the module doc).
 
@@ -137,20 +154,11 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     """
     import json
 
-    from ..nn.registry import DEFAULT_SYMMETRIES, combine_symmetries, load_estimator
     from ..files import atomic_write_text, sha256_file, to_json, write_checksums
-    from .train import read_h5_info
+    from ..nn.registry import DEFAULT_SYMMETRIES, combine_symmetries
 
-    if log is None:
-        def log(msg):
-            print(msg, file=sys.stderr, flush=True)
     model_dir = Path(model_dir)
-    loaded = load_estimator(model_dir)
-    info = read_h5_info(data, "estimator")
-    dp, preset = info["preset"], loaded.preset
-    if (dp.npix, dp.pixel_scale) != (preset.npix, preset.pixel_scale):
-        raise ValueError(f"data: preset {dp.name!r} does not match the model's {preset.name!r}")
-    n = info["n"] if max_samples is None else min(int(max_samples), info["n"])
+    loaded, info, n, log = _open(model_dir, data, max_samples, log)
     if n < 100:
         raise ValueError(f"data: {n} samples are too few to calibrate (at least 100 needed)")
     log(f"calibrating the uncertainties of {model_dir} on {n} samples of {data}")
@@ -193,7 +201,7 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     return entry
 
 
-def calibrate_field_check(model_dir, data, max_samples=None, batch_size=256, log=None) -> dict:
+def calibrate_field_check(model_dir, data, *, max_samples=None, batch_size=256, log=None) -> dict:
     """Set only the field-dependence threshold of a parameter network (``field_check``).
 
     For models whose uncertainties were calibrated before the check existed:
@@ -206,23 +214,13 @@ def calibrate_field_check(model_dir, data, max_samples=None, batch_size=256, log
     """
     import json
 
-    from ..files import atomic_write_text, to_json, write_checksums
-    from ..nn.registry import load_estimator
-    from .train import read_h5_info
-
-    if log is None:
-        def log(msg):
-            print(msg, file=sys.stderr, flush=True)
-    model_dir = Path(model_dir)
-    loaded = load_estimator(model_dir)
-    info = read_h5_info(data, "estimator")
-    dp, preset = info["preset"], loaded.preset
-    if (dp.npix, dp.pixel_scale) != (preset.npix, preset.pixel_scale):
-        raise ValueError(f"data: preset {dp.name!r} does not match the model's {preset.name!r}")
-    n = info["n"] if max_samples is None else min(int(max_samples), info["n"])
-    log(f"setting the field-check threshold of {model_dir} on {n} samples of {data}")
     import h5py
 
+    from ..files import atomic_write_text, to_json, write_checksums
+
+    model_dir = Path(model_dir)
+    loaded, info, n, log = _open(model_dir, data, max_samples, log)
+    log(f"setting the field-check threshold of {model_dir} on {n} samples of {data}")
     with h5py.File(info["path"], "r") as f:
         images, noise = f["image"][:n], f["noise_map"][:n]
     theta = loaded.predict(images, noise, ~np.isfinite(noise), batch_size=batch_size)[0][:, 0]
