@@ -63,6 +63,13 @@ def test_predict_mixed_batch(batch, family, tmp_path, capsys):
     assert table.meta["model"]["name"] == "tiny"
     assert "resample" in [s["step"] for s in table.meta["preprocessing"][batch["good"][0]]]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results")]  # no temp file
+    failures = QTable.read(tmp_path / "results.failures.ecsv")
+    assert list(failures["input"]) == batch["bad"]
+    assert failures["error"][1].startswith("FileNotFoundError")
+    # a run without failures leaves no failures table behind
+    assert main(["predict", batch["good"][0], "--model", family, "-o", str(out),
+                 "--overwrite"]) == 0
+    assert not (tmp_path / "results.failures.ecsv").exists()
 
 
 def test_predict_all_good_and_usage_errors(batch, family, tmp_path, capsys):

@@ -8,7 +8,8 @@ centre on the sky when the file has a celestial WCS. The table's metadata
 records the model (name, version, SHA-256) and every preprocessing step.
 
 A file that cannot be processed is reported on one line of stderr and
-skipped; the exit status is then 1. Out-of-domain inputs give a warning line
+skipped; the exit status is then 1, and TABLE.failures.ecsv lists the files
+that failed with their errors. Out-of-domain inputs give a warning line
 and are flagged in the "flags" column. FILE may name an extension as
 FILE[EXT]. --noise, --psf and --mask take a number (noise: constant 1-sigma;
 psf: Gaussian FWHM in arcsec), a FITS file (optionally FILE[EXT]), or the name
@@ -191,8 +192,15 @@ class Reporter:
 
     def fail(self, name, exc):
         message = " ".join(str(exc).split()) or type(exc).__name__
-        self.failed.append(name)
+        self.failed.append((name, message))
         self.line(f"{name}: error: {message}")
+
+    def failures_table(self):
+        """The inputs that failed and why, as a `~astropy.table.Table` (``input``, ``error``)."""
+        from astropy.table import Table
+
+        return Table({"input": [n for n, _ in self.failed], "error": [m for _, m in self.failed]},
+                     dtype=(str, str))
 
     @contextlib.contextmanager
     def warnings_for(self, name):
@@ -356,6 +364,8 @@ def run(args) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
     options = prepare_options(args)
+    if os.path.exists(failures_path(args.output)):
+        os.remove(failures_path(args.output))  # from an earlier run of this table
     report = Reporter("predict")
     if args.workers is None and args.scheduler is None:
         partition_size(args, None)  # an error when given
@@ -367,5 +377,14 @@ def run(args) -> int:
         write_table(table, args.output, overwrite=True)
         report.line(f"wrote {len(table)} of {len(args.files)} estimates to {args.output}")
     else:
-        report.line("no file could be processed; nothing written")
+        report.line("no file could be processed; no table written")
+    if report.failed:
+        failures = failures_path(args.output)
+        write_table(report.failures_table(), failures, overwrite=True)
+        report.line(f"the {len(report.failed)} file(s) that failed, and why: {failures}")
     return 1 if report.failed else 0
+
+
+def failures_path(output):
+    """``TABLE.ecsv`` -> ``TABLE.failures.ecsv``: the inputs that failed."""
+    return f"{str(output)[:-len('.ecsv')]}.failures.ecsv"
