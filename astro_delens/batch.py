@@ -2,11 +2,12 @@
 
 One loop serves `LensParameterEstimator.predict_many`,
 `SourceReconstructor.reconstruct_many` and the ``predict`` and ``reconstruct``
-commands. Inputs are streamed in chunks: each input of a chunk is prepared on
-its own (one bad input is recorded as a failure and never stops the batch),
-the chunk's prepared cutouts go through the networks together, and an
-`Outcome` per input is yielded in input order before the next chunk is read,
-so memory does not grow with the number of inputs.
+commands, in one process or on Dask workers (`astro_delens.parallel`). Inputs
+are streamed in chunks: each input of a chunk is prepared on its own (one bad
+input is recorded as a failure and never stops the batch), the chunk's
+prepared cutouts go through the networks together, and an `Outcome` per input
+is yielded in input order before the next chunk is read, so memory does not
+grow with the number of inputs.
 
 Examples
 --------

@@ -155,3 +155,21 @@ def test_predict_field_check_can_be_switched_off(batch, family, tmp_path, capsys
     assert a["theta_E"][0] == b["theta_E"][0]
     assert a["theta_E_err"][0] >= b["theta_E_err"][0]
     assert "field_dependence" not in str(b["flags"][0])
+
+
+def test_demo_writes_its_files(family, tmp_path, capsys):
+    """The README's first command, with tiny networks (the shipped ones: test_shipped_models)."""
+    import warnings
+
+    from astro_delens.exceptions import AstroDelensWarning
+
+    out = tmp_path / "demo"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstroDelensWarning)  # untrained: out of domain
+        assert main(["demo", "--outdir", str(out), "--model", family]) == 0
+    text = capsys.readouterr().out
+    assert "theta_E" in text and "re-lensing check: reduced chi^2" in text
+    for name in ("example_parameters.ecsv", "example_source.fits", "example.png",
+                 "example_relens.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert QTable.read(out / "example_parameters.ecsv")["theta_E"].unit == "arcsec"

@@ -84,15 +84,12 @@ def run(args) -> int:
         args.model = default_model()
     estimator = LensParameterEstimator(args.model)
     reconstructor = SourceReconstructor(args.model, estimator=estimator)
-    # One prepared cutout serves both networks (same family, same grid) and the check.
-    prepared = reconstructor.prepare(data, psf=psf)
-    estimate = estimator.predict_prepared([prepared])[0]
+    estimate = estimator.predict(data, psf=psf)
     table = estimate.to_table()
     print(f"example lens, model {args.model!r}:", file=sys.stdout)
     _print_comparison(table, truth, sys.stdout)
 
-    centers = reconstructor._lens_centers([prepared], [(data, {"psf": psf})], estimate)
-    source = reconstructor.reconstruct_prepared([prepared], centers, [estimate], check=True)[0]
+    source = reconstructor.reconstruct(data, psf=psf, lens_center=estimate, check=True)
     verdict = ("the re-lensed source does NOT explain the data" if source.flag
                else "the re-lensed source explains the data")
     print(f"re-lensing check: reduced chi^2 {source.reduced_chi2:.2f} ({verdict})",
@@ -100,7 +97,7 @@ def run(args) -> int:
 
     write_table(table, outdir / "example_parameters.ecsv", overwrite=True)
     write_fits(source, outdir / "example_source.fits", overwrite=True)
-    plot_reconstruction(prepared, source, outdir / "example.png",
+    plot_reconstruction(source.prepared, source, outdir / "example.png",
                         title=f"example lens ({args.model} models)")
     source.plot(outdir / "example_relens.png")
     print(f"wrote {outdir / 'example_parameters.ecsv'}, {outdir / 'example_source.fits'}, "
