@@ -856,6 +856,16 @@ def tan_wcs(center, npix, pixel_scale):
 # --------------------------------------------------------------------------
 # image statistics
 # --------------------------------------------------------------------------
+def _clipped_stats(values, **kwargs):
+    """`~astropy.stats.sigma_clipped_stats` of a 1-D array, as floats.
+
+    Given as one row with ``axis=1``, which takes astropy's compiled clipping
+    path: the same numbers, in half the time.
+    """
+    mean, median, std = sigma_clipped_stats(np.asarray(values)[None, :], axis=1, **kwargs)
+    return float(mean[0]), float(median[0]), float(std[0])
+
+
 def _source_mask(data, bad, rms_guess=None):
     """Pixels covered by sources (photutils segmentation), dilated by a few pixels."""
     from photutils.segmentation import detect_sources
@@ -865,7 +875,7 @@ def _source_mask(data, bad, rms_guess=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if rms_guess is None:
-            _, med, rms = sigma_clipped_stats(data, mask=bad, sigma=3.0, maxiters=10)
+            _, med, rms = _clipped_stats(data[~bad], sigma=3.0, maxiters=10)
         else:
             med, rms = 0.0, rms_guess
         if not np.isfinite(rms) or rms <= 0:
@@ -893,11 +903,11 @@ def _sky_statistics(data, bad):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if n_sky >= 50:
-            _, median, std = sigma_clipped_stats(data[sky], sigma=3.0, maxiters=10,
-                                                 stdfunc="mad_std")
+            _, median, std = _clipped_stats(data[sky], sigma=3.0, maxiters=10,
+                                            stdfunc="mad_std")
         else:
-            _, median, std = sigma_clipped_stats(data[~bad], sigma=2.5, maxiters=20,
-                                                 stdfunc="mad_std")
+            _, median, std = _clipped_stats(data[~bad], sigma=2.5, maxiters=20,
+                                            stdfunc="mad_std")
     triples = sky[:, 2:] & sky[:, 1:-1] & sky[:, :-2]
     # a sky rms that is rounding error (~1e-15 of the peak): a noise-free image
     smooth = bool(0 < std <= NOISE_FREE_FRACTION * np.max(np.abs(data[~bad]), initial=0.0))
