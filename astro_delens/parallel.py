@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 from .batch import input_name
 
 __all__ = ["cached_model", "predict_partition", "predict_frame",
-           "predict_to_table", "local_client", "partitions"]
+           "predict_to_table", "local_client", "partitions", "balanced_partition_size"]
 
 # networks loaded in this process, by (class, model, options): each worker loads a model once
 _LOADED = {}
@@ -200,6 +201,19 @@ def partitions(items, partition_size):
     """``items`` in consecutive lists of ``partition_size`` (the last may be shorter)."""
     size = _check_partition_size(partition_size)
     return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def balanced_partition_size(n_inputs, client, largest=None):
+    """Inputs per partition that keep every worker of ``client`` busy.
+
+    About four partitions per worker thread, and at most ``largest`` inputs
+    (default: ``astro_delens.config.conf.partition_size``). The partitions of
+    a rerun are the same only on a cluster of the same size: give a fixed
+    size to resume on another one.
+    """
+    largest = _check_partition_size(largest)
+    threads = max(1, sum(client.nthreads().values()))
+    return max(1, min(largest, math.ceil(n_inputs / (4 * threads))))
 
 
 def _check_partition_size(partition_size):

@@ -80,6 +80,15 @@ def test_dask_frame_matches_one_process(family, files, client):
                                equal_nan=True)
 
 
+def test_partitions_keep_every_worker_busy(client):
+    from astro_delens.parallel import balanced_partition_size
+
+    assert balanced_partition_size(100, client) == 13  # 2 one-thread workers: 8 partitions
+    assert balanced_partition_size(100_000, client) == 256  # conf.partition_size
+    assert balanced_partition_size(100_000, client, 64) == 64
+    assert balanced_partition_size(3, client) == 1
+
+
 def test_predict_to_table_resumes_from_stored_parts(family, files, client, tmp_path):
     from astro_delens.parallel import predict_to_table
 

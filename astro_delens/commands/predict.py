@@ -261,7 +261,9 @@ def add_dask_arguments(parser, partition_size):
                       help="run on an existing Dask cluster (e.g. tcp://10.0.0.1:8786, or the "
                            "address of a dask-jobqueue cluster)")
     dask.add_argument("--partition-size", type=int, metavar="N", default=None,
-                      help=f"files per Dask task (default: {partition_size})")
+                      help="files per Dask task (default: about four tasks per worker "
+                           f"thread, at most {partition_size}; give it to resume a run on a "
+                           "cluster of another size)")
 
 
 def partition_size(args, default):
@@ -338,11 +340,13 @@ def _predict_on_dask(args, options, report):
     """Estimates of the files on a Dask cluster, partitions kept in ``TABLE.parts``."""
     import shutil
 
-    from ..parallel import predict_to_table
+    from ..parallel import balanced_partition_size, predict_to_table
 
     size = partition_size(args, None)
     parts = f"{args.output}.parts"
     with dask_client(args, "estimator") as client:
+        if size is None:
+            size = balanced_partition_size(len(args.files), client)
         table, failed = predict_to_table(
             args.files, client=client, parts_dir=parts, model=args.model, partition_size=size,
             estimator_options={"symmetries": args.symmetries,

@@ -158,12 +158,15 @@ def _reconstruct_serial(args, jobs, options, report):
 
 def _reconstruct_on_dask(args, jobs, options, report):
     """Run the jobs on a Dask cluster; returns the number of files written."""
-    from ..parallel import partitions
+    from ..parallel import balanced_partition_size, partitions
 
-    size = partition_size(args, PARTITION_SIZE)
+    size = partition_size(args, None)
     written = 0
     with dask_client(args, "reconstructor") as client:
         from distributed import as_completed
+
+        if size is None:
+            size = balanced_partition_size(len(jobs), client, PARTITION_SIZE)
 
         futures = [client.submit(reconstruct_part, part, args.model, args.symmetries, options,
                                  not args.no_check, pure=False)
