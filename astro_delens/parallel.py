@@ -291,9 +291,10 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
     prepare_options : dict, optional
         Keywords of ``predict`` applied to every file.
     on_part : callable, optional
-        Called with ``(messages, failures)`` of each partition as it completes
-        (the warnings, one line each, and the ``(name, error)`` of its failed
-        inputs), for progress and reports.
+        Called with ``(n_inputs, messages, failures)`` for each partition as it
+        completes (its number of inputs, its warnings, one line each, and the
+        ``(name, error)`` of its failed inputs), and with ``(n_inputs, [], [])``
+        for each partition found done; for progress bars and reports.
 
     Returns
     -------
@@ -315,19 +316,21 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
     files = [os.fspath(f) for f in files]
     settings = [os.fspath(model), estimator_options, prepare_options]
     Path(parts_dir).mkdir(parents=True, exist_ok=True)
+    on_part = on_part or (lambda n_inputs, messages, failures: None)
     paths, todo = [], []
     for index, start in enumerate(range(0, len(files), size)):
         names = files[start:start + size]
         path = _part_path(parts_dir, index, names, settings)
         paths.append(path)
-        if not path.exists():
+        if path.exists():
+            on_part(len(names), [], [])
+        else:
             todo.append((path, [(n, n) for n in names]))
-    futures = [client.submit(_write_part, path, entries, model, estimator_options,
-                             prepare_options, pure=False) for path, entries in todo]
-    for future in as_completed(futures):
+    sizes = {client.submit(_write_part, path, entries, model, estimator_options,
+                           prepare_options, pure=False): len(entries) for path, entries in todo}
+    for future in as_completed(list(sizes)):
         stored = QTable.read(future.result())
-        if on_part is not None:
-            on_part(stored.meta.get("messages", []), stored.meta.get("failures", []))
+        on_part(sizes[future], stored.meta.get("messages", []), stored.meta.get("failures", []))
     parts = [QTable.read(path) for path in paths]
     failures = [tuple(f) for part in parts for f in part.meta.pop("failures", [])]
     for part in parts:

@@ -102,9 +102,12 @@ def test_predict_to_table_resumes_from_stored_parts(family, files, client, tmp_p
     # a killed run: one part lost; the rerun computes only that one
     stored[1].unlink()
     before = {p: p.stat().st_mtime_ns for p in (stored[0], stored[2])}
+    counted = []
     again, _ = predict_to_table(files, client=client, parts_dir=parts, model=family,
-                                partition_size=3)
+                                partition_size=3,
+                                on_part=lambda n, messages, failures: counted.append(n))
     assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert sorted(counted) == [2, 3, 3]  # parts found done count too (progress bars)
     np.testing.assert_array_equal(np.asarray(again["theta_E"]), np.asarray(table["theta_E"]))
 
 

@@ -235,6 +235,15 @@ def command_line(args, command, files=None) -> str:
     return shlex.join(words)
 
 
+def progress_bar(args, total):
+    """A tqdm bar over ``total`` files on stderr (shown as `show_progress` says)."""
+    from tqdm.auto import tqdm
+
+    shown = show_progress(args)
+    shown = sys.stderr.isatty() if shown is None else shown
+    return tqdm(total=total, disable=not shown, unit="file", file=sys.stderr)
+
+
 def show_progress(args):
     """``progress`` for the public classes: off with --no-progress, else on a terminal."""
     return False if args.no_progress else None
@@ -344,15 +353,19 @@ def _predict_on_dask(args, options, report):
 
     size = partition_size(args, None)
     parts = f"{args.output}.parts"
-    with dask_client(args, "estimator") as client:
+    def on_part(n_inputs, messages, failures):
+        for message in messages:
+            report.line(f"warning: {message}")
+        bar.update(n_inputs)
+
+    with dask_client(args, "estimator") as client, progress_bar(args, len(args.files)) as bar:
         if size is None:
             size = balanced_partition_size(len(args.files), client)
         table, failed = predict_to_table(
             args.files, client=client, parts_dir=parts, model=args.model, partition_size=size,
             estimator_options={"symmetries": args.symmetries,
                                "field_check": not args.no_field_check},
-            prepare_options=options,
-            on_part=lambda messages, failures: [report.line(f"warning: {m}") for m in messages])
+            prepare_options=options, on_part=on_part)
     for name, error in failed.iterrows():
         report.fail(name, error)
     shutil.rmtree(parts, ignore_errors=True)

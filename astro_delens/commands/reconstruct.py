@@ -46,6 +46,7 @@ from .predict import (
     load_model,
     partition_size,
     prepare_options,
+    progress_bar,
     show_progress,
 )
 
@@ -162,17 +163,17 @@ def _reconstruct_on_dask(args, jobs, options, report):
 
     size = partition_size(args, None)
     written = 0
-    with dask_client(args, "reconstructor") as client:
+    with dask_client(args, "reconstructor") as client, progress_bar(args, len(jobs)) as bar:
         from distributed import as_completed
 
         if size is None:
             size = balanced_partition_size(len(jobs), client, PARTITION_SIZE)
-
         futures = [client.submit(reconstruct_part, part, args.model, args.symmetries, options,
                                  not args.no_check, pure=False)
                    for part in partitions(jobs, size)]
         for future in as_completed(futures):
             done, messages = future.result()
+            bar.update(len(done))
             for message in messages:
                 report.line(f"warning: {message}")
             for name, error in done:
