@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass, field
 
 __all__ = ["Item", "Outcome", "iter_items", "make_items", "input_name", "check_keywords",
-           "show_progress", "run", "CHUNK_SIZE"]
+           "show_progress", "run", "warn_failures", "CHUNK_SIZE"]
 
 #: Inputs prepared and sent through the networks together.
 CHUNK_SIZE = 128
@@ -122,6 +122,25 @@ def check_keywords(kwargs, accepted):
 def show_progress(progress) -> bool:
     """``progress`` as a bool; None means: only when stderr is a terminal."""
     return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def warn_failures(on_error, iterate):
+    """Outcomes of ``iterate(on_error)`` for the ``*_many`` methods of the public classes.
+
+    ``on_error`` is theirs ("raise" or "warn"); with "warn", each failed
+    input gives an `~astro_delens.exceptions.AstroDelensWarning` naming it.
+    """
+    import warnings
+
+    from .exceptions import AstroDelensWarning
+
+    if on_error not in ("raise", "warn"):
+        raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
+    for outcome in iterate("skip" if on_error == "warn" else "raise"):
+        if not outcome.ok:
+            warnings.warn(AstroDelensWarning(f"{outcome.item.name}: skipped ({outcome.error})"),
+                          stacklevel=3)
+        yield outcome
 
 
 def _failure(exc) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import batch, lensmodel
 from .cutout import PREPARE_KEYWORDS, prepare_cutout
-from .exceptions import AstroDelensWarning, OutOfDomainWarning
+from .exceptions import OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
 from .front import NetworkFront, load_network
 from .nn.registry import DEFAULT_SYMMETRIES
@@ -279,16 +279,8 @@ class LensParameterEstimator(NetworkFront):
             Columns as `~astro_delens.results.estimates_table`, plus ``error``
             when ``on_error="warn"``.
         """
-        if on_error not in ("raise", "warn"):
-            raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
-        outcomes = []
-        for outcome in self.iter_predict(inputs, names=names, progress=progress,
-                                         on_error="skip" if on_error == "warn" else "raise",
-                                         **kwargs):
-            if not outcome.ok:
-                warnings.warn(AstroDelensWarning(f"{outcome.item.name}: skipped "
-                                                 f"({outcome.error})"), stacklevel=2)
-            outcomes.append(outcome)
+        outcomes = list(batch.warn_failures(on_error, lambda mode: self.iter_predict(
+            inputs, names=names, progress=progress, on_error=mode, **kwargs)))
         return _table_with_failures(outcomes, on_error == "warn")
 
     def iter_predict(self, inputs, *, names=None, on_error="raise", progress=None,
@@ -319,9 +311,6 @@ class LensParameterEstimator(NetworkFront):
         total = len(inputs) if hasattr(inputs, "__len__") else None
         yield from batch.run(items, self._prepare_item, self._estimate_chunk, on_error=on_error,
                              progress=batch.show_progress(progress), context=context, total=total)
-
-    def _prepare_item(self, item):
-        return prepare_cutout(item.data, self.preset, **item.kwargs)
 
     def _estimate_chunk(self, prepared, items):
         return [e.without_arrays() for e in self.predict_prepared(prepared)]

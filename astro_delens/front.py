@@ -55,6 +55,12 @@ class NetworkFront:
         symmetries_of_square(symmetries)  # checks the value
         self.symmetries = int(symmetries)
 
+    def _prepare_item(self, item):
+        """The prepared cutout of a `~astro_delens.batch.Item` on the model's grid."""
+        from .cutout import prepare_cutout
+
+        return prepare_cutout(item.data, self.preset, **item.kwargs)
+
     @property
     def preset(self):
         """The model's `~astro_delens.presets.Preset`: its image grid and training domain."""

@@ -19,8 +19,8 @@ Two entry points:
   the parts already written; the failed inputs come back as a table.
 
 Dask (``pip install "astro_delens[dask]"``) is optional: nothing else in the
-package needs it. See the "Scaling out" page of the documentation for a run on
-a SLURM cluster with dask-jobqueue.
+package needs it. The documentation's page "Many cutouts: batches and Dask"
+shows a run on a SLURM cluster with dask-jobqueue.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 
 from .batch import input_name
 
-__all__ = ["cached_model", "predict_partition", "predict_frame",
+__all__ = ["cached_model", "warning_lines", "predict_partition", "predict_frame",
            "predict_to_table", "local_client", "partitions", "balanced_partition_size"]
 
 # networks loaded in this process, by (class, model, options): each worker loads a model once
@@ -49,6 +49,12 @@ def cached_model(cls, model, options):
     if key not in _LOADED:
         _LOADED[key] = cls(model, **options)
     return _LOADED[key]
+
+
+def warning_lines(caught):
+    """The messages of recorded warnings, one line each, repeats and deprecations left out."""
+    return list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
+                              if not issubclass(w.category, DeprecationWarning)))
 
 
 def predict_partition(inputs, names, model, estimator_options, prepare_options):
@@ -85,9 +91,7 @@ def predict_partition(inputs, names, model, estimator_options, prepare_options):
     good = [o for o in outcomes if o.ok]
     table = estimates_table([o.result for o in good], [o.item.name for o in good]) if good \
         else None
-    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
-                                  if not issubclass(w.category, DeprecationWarning)))
-    return table, [o.error for o in outcomes], messages
+    return table, [o.error for o in outcomes], warning_lines(caught)
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +261,10 @@ def _part_path(parts_dir, index, names, settings):
 
 
 def _write_part(path, entries, model, estimator_options, prepare_options):
-    """Run one partition on a worker and store its table (and failures) as Parquet."""
+    """Run one partition on a worker and store its table (and failures) as Parquet.
+
+    Returns the partition's warnings (one line each) and ``(name, error)`` failures.
+    """
     from astropy.table import QTable
 
     from .files import atomic_write
@@ -267,10 +274,10 @@ def _write_part(path, entries, model, estimator_options, prepare_options):
                                                 estimator_options, prepare_options)
     if table is None:
         table = QTable({"input": np.array([], dtype=str)})
-    table.meta["failures"] = [[name, error] for name, error in zip(names, errors) if error]
-    table.meta["messages"] = messages
+    failures = [[name, error] for name, error in zip(names, errors) if error]
+    table.meta["failures"] = failures  # kept with the part, for a resumed run
     atomic_write(path, lambda tmp: table.write(tmp, format="parquet", overwrite=True))
-    return str(path)
+    return messages, failures
 
 
 def predict_to_table(files, *, client, parts_dir, model=None, partition_size=None,
@@ -312,14 +319,12 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
     model = default_model() if model is None else model
     estimator_options = dict(estimator_options or {})
     prepare_options = dict(prepare_options or {})
-    size = _check_partition_size(partition_size)
     files = [os.fspath(f) for f in files]
     settings = [os.fspath(model), estimator_options, prepare_options]
     Path(parts_dir).mkdir(parents=True, exist_ok=True)
     on_part = on_part or (lambda n_inputs, messages, failures: None)
     paths, todo = [], []
-    for index, start in enumerate(range(0, len(files), size)):
-        names = files[start:start + size]
+    for index, names in enumerate(partitions(files, partition_size)):
         path = _part_path(parts_dir, index, names, settings)
         paths.append(path)
         if path.exists():
@@ -329,12 +334,9 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
     sizes = {client.submit(_write_part, path, entries, model, estimator_options,
                            prepare_options, pure=False): len(entries) for path, entries in todo}
     for future in as_completed(list(sizes)):
-        stored = QTable.read(future.result())
-        on_part(sizes[future], stored.meta.get("messages", []), stored.meta.get("failures", []))
+        on_part(sizes[future], *future.result())
     parts = [QTable.read(path) for path in paths]
     failures = [tuple(f) for part in parts for f in part.meta.pop("failures", [])]
-    for part in parts:
-        part.meta.pop("messages", None)
     filled = [part for part in parts if len(part)]
     table = None
     if filled:

@@ -328,18 +328,9 @@ mask_contaminants
         -------
         list of `~astro_delens.source_result.ReconstructedSource` (or None for failed inputs)
         """
-        if on_error not in ("raise", "warn"):
-            raise ValueError(f"on_error: expected 'raise' or 'warn', got {on_error!r}")
-        sources = []
-        for outcome in self.iter_reconstruct(inputs, progress=progress, check=check,
-                                             check_options=check_options,
-                                             on_error="skip" if on_error == "warn" else "raise",
-                                             **kwargs):
-            if not outcome.ok:
-                warnings.warn(AstroDelensWarning(f"{outcome.item.name}: skipped "
-                                                 f"({outcome.error})"), stacklevel=2)
-            sources.append(outcome.result)
-        return sources
+        return [o.result for o in batch.warn_failures(on_error, lambda mode: self.iter_reconstruct(
+            inputs, progress=progress, check=check, check_options=check_options, on_error=mode,
+            **kwargs))]
 
     def iter_reconstruct(self, inputs, *, names=None, on_error="raise", progress=None,
                          check=True, check_options=None, context=None, **kwargs):
@@ -373,10 +364,8 @@ mask_contaminants
             return self.reconstruct_prepared(prepared, centers, estimates, check=check,
                                              check_options=check_options)
 
-        yield from batch.run(items, lambda item: prepare_cutout(item.data, self.preset,
-                                                                **item.kwargs),
-                             process, on_error=on_error, progress=batch.show_progress(progress),
-                             context=context, total=total)
+        yield from batch.run(items, self._prepare_item, process, on_error=on_error,
+                             progress=batch.show_progress(progress), context=context, total=total)
 
 
 # keywords accepted by ``reconstruct`` (for the command line and docs)

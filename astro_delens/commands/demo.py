@@ -80,13 +80,12 @@ def run(args) -> int:
     data, psf = _example_data()
     truth = example_truth()
 
-    if args.model is None:
-        args.model = default_model()
-    estimator = LensParameterEstimator(args.model)
-    reconstructor = SourceReconstructor(args.model, estimator=estimator)
+    model = default_model() if args.model is None else args.model
+    estimator = LensParameterEstimator(model)
+    reconstructor = SourceReconstructor(model, estimator=estimator)
     estimate = estimator.predict(data, psf=psf)
     table = estimate.to_table()
-    print(f"example lens, model {args.model!r}:", file=sys.stdout)
+    print(f"example lens, model {model!r}:", file=sys.stdout)
     _print_comparison(table, truth, sys.stdout)
 
     source = reconstructor.reconstruct(data, psf=psf, lens_center=estimate, check=True)
@@ -98,7 +97,7 @@ def run(args) -> int:
     write_table(table, outdir / "example_parameters.ecsv", overwrite=True)
     write_fits(source, outdir / "example_source.fits", overwrite=True)
     plot_reconstruction(source.prepared, source, outdir / "example.png",
-                        title=f"example lens ({args.model} models)")
+                        title=f"example lens ({model} models)")
     source.plot(outdir / "example_relens.png")
     print(f"wrote {outdir / 'example_parameters.ecsv'}, {outdir / 'example_source.fits'}, "
           f"{outdir / 'example.png'} and {outdir / 'example_relens.png'}", file=sys.stdout)

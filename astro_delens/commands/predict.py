@@ -239,9 +239,10 @@ def progress_bar(args, total):
     """A tqdm bar over ``total`` files on stderr (shown as `show_progress` says)."""
     from tqdm.auto import tqdm
 
-    shown = show_progress(args)
-    shown = sys.stderr.isatty() if shown is None else shown
-    return tqdm(total=total, disable=not shown, unit="file", file=sys.stderr)
+    from ..batch import show_progress as shown
+
+    return tqdm(total=total, disable=not shown(show_progress(args)), unit="file",
+                file=sys.stderr)
 
 
 def show_progress(args):
@@ -275,10 +276,10 @@ def add_dask_arguments(parser, partition_size):
                            "cluster of another size)")
 
 
-def partition_size(args, default):
-    """--partition-size, checked (only with --workers or --scheduler), else ``default``."""
+def partition_size(args):
+    """--partition-size, checked (only with --workers or --scheduler); None when not given."""
     if args.partition_size is None:
-        return default
+        return None
     if args.workers is None and args.scheduler is None:
         raise CommandError("--partition-size: only with --workers or --scheduler")
     if args.partition_size < 1:
@@ -328,7 +329,7 @@ def dask_client(args, kind):
 
 
 def _predict_serial(args, options, report):
-    """Estimates of the files in this process: (table or None, failed names)."""
+    """Estimates of the files in this process (a table, or None when none succeeded)."""
     from ..estimator import LensParameterEstimator
     from ..results import estimates_table
 
@@ -351,14 +352,14 @@ def _predict_on_dask(args, options, report):
 
     from ..parallel import balanced_partition_size, predict_to_table
 
-    size = partition_size(args, None)
+    size = partition_size(args)
     parts = f"{args.output}.parts"
-    def on_part(n_inputs, messages, failures):
-        for message in messages:
-            report.line(f"warning: {message}")
-        bar.update(n_inputs)
-
     with dask_client(args, "estimator") as client, progress_bar(args, len(args.files)) as bar:
+        def on_part(n_inputs, messages, failures):  # failures are reported once, below
+            for message in messages:
+                report.line(f"warning: {message}")
+            bar.update(n_inputs)
+
         if size is None:
             size = balanced_partition_size(len(args.files), client)
         table, failed = predict_to_table(
@@ -385,7 +386,7 @@ def run(args) -> int:
         os.remove(failures_path(args.output))  # from an earlier run of this table
     report = Reporter("predict")
     if args.workers is None and args.scheduler is None:
-        partition_size(args, None)  # an error when given
+        partition_size(args)  # an error when given
         table = _predict_serial(args, options, report)
     else:
         table = _predict_on_dask(args, options, report)

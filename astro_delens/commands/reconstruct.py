@@ -31,6 +31,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -103,35 +104,42 @@ def write_source(rec, source, target, plot, command, check):
         source.plot(plot)
 
 
+def write_sources(rec, jobs, options, check, progress=False, context=None):
+    """Reconstruct and write the files of ``jobs``; yield ``(file, error or None)`` of each.
+
+    ``jobs`` holds ``(file, target, plot or None, command)``; ``context`` as
+    `astro_delens.batch.run`, also entered around each file's writing.
+    """
+    context = context or (lambda name: contextlib.nullcontext())
+    by_file = {job[0]: job for job in jobs}
+    for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
+                                        progress=progress, context=context, **options):
+        name, error = outcome.item.name, outcome.error
+        if outcome.ok:
+            try:
+                with context(name):
+                    write_source(rec, outcome.result, *by_file[name][1:], check=check)
+            except Exception as exc:  # one bad file never stops the batch
+                error = f"{type(exc).__name__}: {exc}"
+        yield name, error
+
+
 def reconstruct_part(jobs, model, symmetries, options, check):
     """Reconstruct and write one partition's files (on a Dask worker).
 
-    ``jobs`` holds ``(file, target, plot or None, command)``; returns the
-    ``(file, error or None)`` of each and the warnings raised, one line each.
+    Returns the ``(file, error or None)`` of each job (see `write_sources`) and
+    the warnings raised, one line each.
     """
     import warnings
 
-    from ..parallel import cached_model
+    from ..parallel import cached_model, warning_lines
     from ..reconstructor import SourceReconstructor
 
     rec = cached_model(SourceReconstructor, model, {"symmetries": symmetries})
-    by_file = {job[0]: job for job in jobs}
-    done = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
-                                            progress=False, **options):
-            name = outcome.item.name
-            error = outcome.error
-            if outcome.ok:
-                try:
-                    write_source(rec, outcome.result, *by_file[name][1:], check=check)
-                except Exception as exc:  # one bad file never stops the batch
-                    error = f"{type(exc).__name__}: {exc}"
-            done.append((name, error))
-    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught
-                                  if not issubclass(w.category, DeprecationWarning)))
-    return done, messages
+        done = list(write_sources(rec, jobs, options, check))
+    return done, warning_lines(caught)
 
 
 def _reconstruct_serial(args, jobs, options, report):
@@ -139,21 +147,13 @@ def _reconstruct_serial(args, jobs, options, report):
     from ..reconstructor import SourceReconstructor
 
     rec = load_model(SourceReconstructor, args)
-    by_file = {job[0]: job for job in jobs}
     written = 0
-    for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
-                                        progress=show_progress(args),
-                                        context=report.warnings_for, **options):
-        name = outcome.item.name
-        if not outcome.ok:
-            report.fail(name, outcome.error)
-            continue
-        try:
-            with report.warnings_for(name):
-                write_source(rec, outcome.result, *by_file[name][1:], check=not args.no_check)
+    for name, error in write_sources(rec, jobs, options, not args.no_check,
+                                     show_progress(args), report.warnings_for):
+        if error is None:
             written += 1
-        except Exception as exc:  # one bad file never stops the batch
-            report.fail(name, exc)
+        else:
+            report.fail(name, error)
     return written
 
 
@@ -161,7 +161,7 @@ def _reconstruct_on_dask(args, jobs, options, report):
     """Run the jobs on a Dask cluster; returns the number of files written."""
     from ..parallel import balanced_partition_size, partitions
 
-    size = partition_size(args, None)
+    size = partition_size(args)
     written = 0
     with dask_client(args, "reconstructor") as client, progress_bar(args, len(jobs)) as bar:
         from distributed import as_completed
@@ -193,9 +193,9 @@ def run(args) -> int:
     targets = {f: outdir / f"{s}_source.fits" for f, s in zip(args.files, stems)}
     plots = {f: outdir / f"{s}_source.png" for f, s in zip(args.files, stems)}
     if args.skip_existing:
-        skipped = [f for f in args.files if targets[f].exists()]
+        skipped = {f for f in args.files if targets[f].exists()}
     else:
-        skipped = []
+        skipped = set()
         if not args.overwrite:
             existing = [str(p) for p in targets.values() if p.exists()]
             if args.plot:
@@ -205,7 +205,7 @@ def run(args) -> int:
                     f"--outdir: {existing[0]!r} exists"
                     + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
                     + "; use --overwrite to replace, or --skip-existing to keep")
-    todo = [f for f in dict.fromkeys(args.files) if f not in set(skipped)]
+    todo = [f for f in dict.fromkeys(args.files) if f not in skipped]
     options = prepare_options(args)
     outdir.mkdir(parents=True, exist_ok=True)
     report = Reporter("reconstruct")
@@ -216,7 +216,7 @@ def run(args) -> int:
     if args.workers is not None or args.scheduler is not None:
         written = _reconstruct_on_dask(args, jobs, options, report)
     else:
-        partition_size(args, PARTITION_SIZE)  # an error when given
+        partition_size(args)  # an error when given
         written = _reconstruct_serial(args, jobs, options, report)
     report.line(f"wrote {written} of {len(args.files)} sources to {outdir}"
                 + (f" ({len(skipped)} were there already)" if skipped else ""))

@@ -186,7 +186,7 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
     }
     key = str(DEFAULT_SYMMETRIES)
     theta = combine_symmetries(means[:DEFAULT_SYMMETRIES], stds[:DEFAULT_SYMMETRIES])[0][:, 0]
-    field_entry = _field_check_entry(loaded, info, n, theta, batch_size)
+    field_entry = _field_check_entry(loaded, info, n, batch_size, theta)
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["calibration"] = entry
     cfg["field_check"] = field_entry
@@ -214,17 +214,12 @@ def calibrate_field_check(model_dir, data, *, max_samples=None, batch_size=256, 
     """
     import json
 
-    import h5py
-
     from ..files import atomic_write_text, to_json, write_checksums
 
     model_dir = Path(model_dir)
     loaded, info, n, log = _open(model_dir, data, max_samples, log)
     log(f"setting the field-check threshold of {model_dir} on {n} samples of {data}")
-    with h5py.File(info["path"], "r") as f:
-        images, noise = f["image"][:n], f["noise_map"][:n]
-    theta = loaded.predict(images, noise, ~np.isfinite(noise), batch_size=batch_size)[0][:, 0]
-    entry = _field_check_entry(loaded, info, n, theta, batch_size)
+    entry = _field_check_entry(loaded, info, n, batch_size)
     cfg = json.loads((model_dir / "config.json").read_text())
     cfg["field_check"] = entry
     atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
@@ -238,8 +233,11 @@ def calibrate_field_check(model_dir, data, *, max_samples=None, batch_size=256, 
 FIELD_FALSE_FLAG_RATE = 0.05
 
 
-def _field_check_entry(loaded, info, n, theta, batch_size):
-    """The ``field_check`` entry: the threshold `FIELD_FALSE_FLAG_RATE` of the data exceed."""
+def _field_check_entry(loaded, info, n, batch_size, theta=None):
+    """The ``field_check`` entry: the threshold `FIELD_FALSE_FLAG_RATE` of the data exceed.
+
+    ``theta``: the full-field Einstein radii (default: predicted here).
+    """
     import h5py
 
     from ..fieldcheck import FIELD_FRACTIONS, RING_FACTOR, RING_MARGIN, field_dependence
@@ -247,6 +245,8 @@ def _field_check_entry(loaded, info, n, theta, batch_size):
 
     with h5py.File(info["path"], "r") as f:
         images, noise = f["image"][:n], f["noise_map"][:n]
+    if theta is None:
+        theta = loaded.predict(images, noise, ~np.isfinite(noise), batch_size=batch_size)[0][:, 0]
     relative, _ = field_dependence(loaded, images, noise, ~np.isfinite(noise), theta,
                                    batch_size=batch_size)
     return {
