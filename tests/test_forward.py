@@ -17,20 +17,6 @@ from astro_delens.presets import get_preset
 PRESET = get_preset("survey")
 
 
-@pytest.fixture(scope="module")
-def survey_lens():
-    """A simulated survey lens with lens light and a good signal-to-noise ratio."""
-    from astro_delens.training.simulate import LensSimulator
-
-    sim = LensSimulator("survey")
-    for seed in range(40):
-        sample = sim.simulate(seed)
-        meta = sample["meta"]
-        if meta["snr"] >= 40 and meta["lens_light_ratio"] >= 0.5 and sample["params"][0] < 2.2:
-            return sample
-    pytest.fail("no survey lens with S/N >= 40 and lens light among 40 seeds")
-
-
 def _check(sample, params, **kwargs):
     return relens_check(sample["image"], sample["noise_map"], params, sample["source"],
                         PRESET.source_pixel_scale, PRESET.pixel_scale, psf=sample["psf"],

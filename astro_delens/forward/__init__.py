@@ -1,6 +1,13 @@
-"""Physics in the loop: re-lensing check, lenstronomy refinement and linear source inversion."""
+"""Physics in the loop: re-lensing check, lenstronomy refinement and linear source inversions."""
 
 from .inversion import SourceInversion, invert_source, shapelet_scale
+from .pixelated import (
+    DEFAULT_EVIDENCE_THRESHOLD,
+    EvidenceCheck,
+    PixelatedSource,
+    evidence_check,
+    invert_pixelated,
+)
 from .refine import DEFAULT_STD_FLOOR, SOURCE_MODELS, SYSTEMATIC_STD, RefineResult, refine
 from .relens import (
     DEFAULT_AMPLITUDE_RANGE,
@@ -20,6 +27,11 @@ __all__ = [
     "invert_source",
     "SourceInversion",
     "shapelet_scale",
+    "invert_pixelated",
+    "PixelatedSource",
+    "evidence_check",
+    "EvidenceCheck",
+    "DEFAULT_EVIDENCE_THRESHOLD",
     "relens_check",
     "RelensResult",
     "render_lensed_source",
