@@ -40,7 +40,10 @@ from .exceptions import AstroDelensWarning
 from .front import NetworkFront, load_network
 from .nn.registry import DEFAULT_SYMMETRIES, default_model
 from .results import LensEstimate, make_source
-from .source_result import run_relens_check
+from .source_result import run_inversion, run_relens_check
+
+#: Where `SourceReconstructor` takes the source from.
+SOURCE_METHODS = ("network", "inversion")
 
 __all__ = ["SourceReconstructor"]
 
@@ -88,6 +91,14 @@ class SourceReconstructor(NetworkFront):
         Average the network's sources (and the companion estimator's answers)
         over this many turns and flips of the image (see
         `astro_delens.nn.registry.LoadedReconstructor.predict`).
+    method : {"network", "inversion"}
+        Where the source comes from. ``"network"`` (the default, fast): the
+        source network (U-Net). ``"inversion"``: a regularised pixelated
+        source solved for at the estimated lens together with the lens light
+        (`astro_delens.forward.invert_pixelated`, 1-3 CPU seconds per image);
+        it explains the data as well as that lens allows, and its check is
+        its own fit. It needs a lens estimate (an estimator, or
+        ``lens_center`` given as a `~astro_delens.results.LensEstimate`).
 
     Examples
     --------
@@ -97,7 +108,10 @@ class SourceReconstructor(NetworkFront):
     """
 
     def __init__(self, model=None, *, estimator="auto", verify=True, batch_size=64,
-                 symmetries=DEFAULT_SYMMETRIES):
+                 symmetries=DEFAULT_SYMMETRIES, method="network"):
+        if method not in SOURCE_METHODS:
+            raise ValueError(f"method: expected one of {SOURCE_METHODS}, got {method!r}")
+        self.method = method
         model = default_model() if model is None else model
         self._model = load_network(model, "reconstructor", verify)
         self._set_symmetries(symmetries)
@@ -113,7 +127,8 @@ class SourceReconstructor(NetworkFront):
         p = self.preset
         est = self.estimator._model.name if self.estimator is not None else None
         return (f"<SourceReconstructor model={self._model.name!r} (source {p.source_npix}x"
-                f"{p.source_npix} at {p.source_pixel_scale}\"/pix), estimator={est!r}>")
+                f"{p.source_npix} at {p.source_pixel_scale}\"/pix), estimator={est!r}, "
+                f"method={self.method!r}>")
 
     def _same_grid(self, other):
         a, b = self.preset, other.preset
@@ -189,7 +204,8 @@ class SourceReconstructor(NetworkFront):
         check : bool
             Run the re-lensing check (needs ``estimates``).
         check_options : dict, optional
-            Keywords of `astro_delens.forward.relens_check`.
+            Keywords of `astro_delens.forward.relens_check` (method ``"network"``) or
+            of `astro_delens.source_result.run_inversion` (method ``"inversion"``).
         """
         prepared = list(prepared)
         if not prepared:
@@ -198,27 +214,52 @@ class SourceReconstructor(NetworkFront):
             lens_centers = [((0.0, 0.0), "cutout centre")] * len(prepared)
         if estimates is None:
             estimates = [None] * len(prepared)
+        if self.method == "inversion":
+            return [self._inverted_source(p, c, e, check, check_options)
+                    for p, c, e in zip(prepared, lens_centers, estimates)]
         images = np.stack([p.image for p in prepared])
         noises = np.stack([p.noise_map for p in prepared])
         masks = np.stack([p.mask for p in prepared])
         sources = self._model.predict(images, noises, masks, batch_size=self.batch_size,
                                       symmetries=self.symmetries)
-        info = self.model_info
         out = []
         for src, p, (center, how), estimate in zip(sources, prepared, lens_centers, estimates):
-            extra = {}
-            if self.estimator is not None and how.startswith("estimator"):
-                est = self.estimator.model_info
-                extra["ADESTMOD"] = (str(est["name"]), "estimator giving the lens centre")
-                sha = est["sha256"].get("model.weights.h5")
-                if sha:
-                    extra["ADESTSHA"] = (sha, "")
-            source = make_source(src, p, info, center, how, extra)
+            source = make_source(src, p, self.model_info, center, how,
+                                 self._estimator_cards(how))
             source.lens = estimate
             if check:
                 self.attach_check(source, **(check_options or {}))
             out.append(source)
         return out
+
+    def _inverted_source(self, prepared, lens_center, estimate, check, check_options):
+        """The pixelated inversion's source at ``estimate``, with its fit as the check."""
+        center, how = lens_center
+        if estimate is None:
+            raise ValueError(f"{prepared.label}: method='inversion' needs a lens estimate: an "
+                             "estimator, or lens_center given as a LensEstimate")
+        inversion, check_result = run_inversion(prepared, estimate.mean,
+                                                **(check_options or {}))
+        cards = self._estimator_cards(how)
+        cards["ADSRCMTH"] = ("inversion", "source: regularised pixelated inversion")
+        cards["ADREGLAM"] = (float(inversion.regularization), "inversion regularisation")
+        cards["ADLOGZ"] = (float(inversion.log_evidence), "inversion ln evidence")
+        source = make_source(inversion.source, prepared, self.model_info, center, how, cards)
+        source.lens = estimate
+        if check:
+            source.check = check_result
+        return source
+
+    def _estimator_cards(self, how):
+        """Header cards naming the estimator that gave the lens centre (if it did)."""
+        extra = {}
+        if self.estimator is not None and how.startswith("estimator"):
+            est = self.estimator.model_info
+            extra["ADESTMOD"] = (str(est["name"]), "estimator giving the lens centre")
+            sha = est["sha256"].get("model.weights.h5")
+            if sha:
+                extra["ADESTSHA"] = (sha, "")
+        return extra
 
     @staticmethod
     def attach_check(source, **options):
@@ -272,7 +313,9 @@ mask_contaminants
             per image). Needs a lens estimate: from the estimator, or
             ``lens_center`` given as a `~astro_delens.results.LensEstimate`.
         check_options : dict, optional
-            Keywords of `astro_delens.forward.relens_check` (e.g. thresholds).
+            Keywords of `astro_delens.forward.relens_check` (e.g. thresholds;
+            method ``"network"``) or of `astro_delens.source_result.run_inversion`
+            (method ``"inversion"``).
 
         Returns
         -------

@@ -24,7 +24,7 @@ from astropy.nddata import CCDData
 
 from .psf_defaults import psf_keywords
 
-__all__ = ["ReconstructedSource", "run_relens_check", "NoCheckError"]
+__all__ = ["ReconstructedSource", "run_relens_check", "run_inversion", "NoCheckError"]
 
 
 class NoCheckError(AttributeError):
@@ -62,6 +62,45 @@ def run_relens_check(source, prepared, params, **kwargs):
     if description is not None:
         check.psf_used = description
     return check
+
+
+def run_inversion(prepared, params, chi2_threshold=None, arc_chi2_threshold=None, **kwargs):
+    """The pixelated source that lens ``params`` implies for a prepared cutout, and its check.
+
+    Parameters
+    ----------
+    prepared : `~astro_delens.cutout.PreparedCutout`
+    params : array-like (8,)
+        Lens parameters (`astro_delens.lensmodel` order).
+    chi2_threshold, arc_chi2_threshold : float, optional
+        The check's thresholds (default: those of `astro_delens.forward.relens_check`).
+    **kwargs
+        More keywords of `astro_delens.forward.invert_pixelated`.
+
+    Returns
+    -------
+    inversion : `~astro_delens.forward.PixelatedSource`
+        Its source is on the preset's source grid, convolved with the preset's
+        source reference PSF like the networks' sources.
+    check : `~astro_delens.forward.RelensResult`
+        The inversion's fit judged by the re-lensing check's tests.
+    """
+    from .forward.pixelated import as_relens_result, invert_pixelated
+
+    preset = prepared.preset
+    psf_kwargs, description = psf_keywords(prepared)
+    kwargs.setdefault("reference_fwhm", preset.source_reference_fwhm)
+    inversion = invert_pixelated(prepared.image, prepared.noise_map, params,
+                                 prepared.pixel_scale, preset.source_npix,
+                                 preset.source_pixel_scale, mask=prepared.mask,
+                                 **psf_kwargs, **kwargs)
+    thresholds = {k: v for k, v in (("chi2_threshold", chi2_threshold),
+                                    ("arc_chi2_threshold", arc_chi2_threshold)) if v is not None}
+    check = as_relens_result(inversion, prepared.image, prepared.noise_map, params,
+                             prepared.pixel_scale, preset.source_pixel_scale, **thresholds)
+    if description is not None:
+        check.psf_used = description
+    return inversion, check
 
 
 class ReconstructedSource(CCDData):

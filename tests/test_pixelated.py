@@ -57,7 +57,7 @@ def test_fixed_regularization_and_an_assumed_psf(survey_lens):
     assert "assumed Gaussian PSF" in weak.psf_used
     # a weakly regularised source follows the noise: lower chi^2, rougher source
     assert weak.chi2 < strong.chi2
-    rough = [np.abs(np.diff(r.inversion_source, axis=1)).sum() for r in (weak, strong)]
+    rough = [np.abs(np.diff(r.source, axis=1)).sum() for r in (weak, strong)]
     assert rough[0] > rough[1]
 
 
@@ -71,7 +71,6 @@ def test_masked_pixels_are_left_out(survey_lens):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"inversion_npix": 3}, "inversion_npix"),
     ({"regularization": 0.0}, "regularization"),
     ({"supersampling": 0}, "supersampling"),
 ])

@@ -31,10 +31,18 @@ import numpy as np
 
 from .. import lensmodel
 from ._common import image_grid_kwargs, make_psf, moment_ellipticity, prepare_inputs
-from .relens import _check_params
+from .relens import (
+    DEFAULT_ARC_CHI2_THRESHOLD,
+    DEFAULT_CHI2_THRESHOLD,
+    RelensResult,
+    _check_params,
+    arc_region,
+    flag_reasons,
+)
 
-__all__ = ["PixelatedSource", "invert_pixelated", "EvidenceCheck", "evidence_check",
-           "DEFAULT_EVIDENCE_THRESHOLD", "field_masks", "source_box",
+__all__ = ["PixelatedSource", "invert_pixelated", "as_relens_result", "EvidenceCheck",
+           "evidence_check",
+           "DEFAULT_EVIDENCE_THRESHOLD", "field_masks", "source_vertices",
            "smooth_light_columns", "light_centroid"]
 
 _THETA_E = lensmodel.PARAMETER_NAMES.index("theta_E")
@@ -43,7 +51,7 @@ _CENTER_Y = lensmodel.PARAMETER_NAMES.index("center_y")
 
 #: Image pixels closer to the lens centre than this fraction of theta_E are not
 #: traced to the source (see `invert_pixelated`).
-CORE_FRACTION = 0.2
+CORE_FRACTION = 0.3
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class PixelatedSource:
     used : ndarray of bool (n, n)
         The pixels that entered the fit.
     other_objects : ndarray of bool (n, n)
-        Pixels left out as other objects (see `field_masks`).
+        Pixels left out as other objects (see ``field_masks``).
     chi2 : float
     reduced_chi2 : float
         ``chi2`` over the degrees of freedom: used pixels minus the lens
@@ -75,13 +83,13 @@ class PixelatedSource:
         with it.
     regularization : float
         The evidence-maximising strength ``lambda``.
-    inversion_npix, inversion_pixel_scale : int, float
-        The inversion's own source grid.
-    inversion_center : (float, float)
-        Its centre (arcsec, source plane).
-    inversion_source : ndarray (inversion_npix, inversion_npix)
-        The source on that grid, in image flux per image pixel (surface
-        brightness times the image pixel area).
+    source_vertices : ndarray (k, 2)
+        The inversion's own source pixels: vertices ``(x, y)`` (arcsec) of a
+        Delaunay mesh, dense where the magnification is high.
+    source_values : ndarray (k,)
+        The source at those vertices, in image flux per image pixel (surface
+        brightness times the image pixel area), linearly interpolated
+        between them.
     psf_used : str
     seconds : float
     """
@@ -99,36 +107,69 @@ class PixelatedSource:
     dof: float
     log_evidence: float
     regularization: float
-    inversion_npix: int
-    inversion_pixel_scale: float
-    inversion_center: tuple
-    inversion_source: np.ndarray
+    source_vertices: np.ndarray
+    source_values: np.ndarray
     psf_used: str
     seconds: float = 0.0
     kwargs_lens_light: list = field(default_factory=list)
 
 
-def field_masks(img, noise, use, columns, radius, theta_e, iterations=3, arc_threshold=2.0,
-                outlier_threshold=3.0):
+def _robust_sigma(values):
+    """Standard deviation from the median absolute deviation."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0
+    mad = float(np.median(np.abs(values - np.median(values))))
+    return 1.4826 * mad if mad > 0 else 1.0
+
+
+def fit_smooth_light(columns, n_light, data, weights):
+    """Amplitudes of the smooth light: non-negative Gaussians, a free background plane.
+
+    Positive Gaussians of one centre cannot make rings, so the lens light
+    cannot take over the arcs.
+    """
+    from scipy.optimize import lsq_linear
+
+    sw = np.sqrt(weights)
+    k = columns.shape[0]
+    lower = np.r_[np.zeros(n_light), np.full(k - n_light, -np.inf)]
+    a = (columns * sw[None, :]).T
+    scale = np.sqrt(np.sum(a * a, axis=0))
+    scale[~(scale > 0)] = 1.0
+    # a small ridge (on unit-norm columns) sends amplitudes the data do not
+    # constrain (e.g. Gaussians on masked pixels only) to zero
+    a = np.vstack([a / scale, 1e-3 * np.eye(k)])
+    b = np.r_[data * sw, np.zeros(k)]
+    res = lsq_linear(a, b, bounds=(lower, np.inf), method="bvls")
+    return res.x / scale
+
+
+def field_masks(img, noise, use, columns, n_light, radius, theta_e, iterations=3,
+                arc_threshold=2.0, outlier_threshold=3.0):
     """Arc pixels and other objects, found around a robust fit of the smooth light.
 
-    ``columns`` (k, n_used) is the smooth model (lens light and background).
-    Its amplitudes are fitted by weighted least squares, and the 3x3-smoothed
-    residuals (in sigma of the mean) mark two kinds of pixels, dilated by two
-    pixels and left out of the next fit:
+    ``columns`` (k, n_used) is the smooth model: ``n_light`` lens-light
+    columns, then the background's. Its amplitudes are fitted
+    (`fit_smooth_light`) and the 3x3-smoothed residuals, in units of their own
+    robust scatter (correlated noise makes it larger than a third of the
+    noise), mark two kinds of pixels, dilated by two pixels and left out of
+    the next fit:
 
-    * arcs: above ``arc_threshold`` between `CORE_FRACTION` and twice the
-      Einstein radius from the lens centre;
-    * other objects: beyond ``outlier_threshold`` in absolute value further
-      out (neighbours, stars, satellites), masked in the inversion.
+    * arcs: above ``arc_threshold`` between ``CORE_FRACTION`` and twice the
+      Einstein radius from the lens centre, together with the rest of any
+      patch of bright pixels that reaches into that zone;
+    * other objects: patches beyond ``outlier_threshold`` in absolute value
+      that do not reach into it (neighbours, stars, satellites), masked in
+      the inversion.
 
     Returns
     -------
     arcs, others : ndarray of bool (n, n)
+    coef : ndarray (k,)
+        The smooth light's amplitudes in the last fit.
     """
-    from scipy.ndimage import binary_dilation, uniform_filter
-
-    from ._common import weighted_least_squares
+    from scipy.ndimage import binary_dilation, label, uniform_filter
 
     weights = 1.0 / noise[use] ** 2
     data = img[use]
@@ -137,36 +178,46 @@ def field_masks(img, noise, use, columns, radius, theta_e, iterations=3, arc_thr
     others = np.zeros_like(use)
     for _ in range(int(iterations)):
         fit_px = ~(arcs | others)[use]
-        coef, _ = weighted_least_squares(columns[:, fit_px], data[fit_px], weights[fit_px])
+        coef = fit_smooth_light(columns[:, fit_px], n_light, data[fit_px], weights[fit_px])
         resid = np.zeros(use.shape)
         resid[use] = (data - columns.T @ coef) * np.sqrt(weights)
-        smooth = uniform_filter(resid, 3, mode="constant") * 3.0  # a 3x3 mean has sigma 1/3
-        arcs = binary_dilation(smooth > arc_threshold, iterations=2) & zone
-        far = use & ~binary_dilation(zone, iterations=2) & (radius > CORE_FRACTION * theta_e)
-        others = binary_dilation(np.abs(smooth) > outlier_threshold, iterations=2) & far
-    return arcs, others
+        smooth = uniform_filter(resid, 3, mode="constant")
+        smooth /= _robust_sigma(smooth[use & ~(arcs | others)])
+        patches, _ = label(np.abs(smooth) > min(arc_threshold, outlier_threshold))
+        in_zone = np.unique(patches[zone & (smooth > arc_threshold)])
+        arc_patch = np.isin(patches, in_zone[in_zone > 0])
+        arcs = binary_dilation(arc_patch, iterations=2) & use
+        bright = (np.abs(smooth) > outlier_threshold) & ~arc_patch
+        others = binary_dilation(bright, iterations=2) & use & ~arcs & (
+            radius > CORE_FRACTION * theta_e)
+    return arcs, others, coef
 
 
-def source_box(beta_x, beta_y, params, pixel_scale, margin_pixels=3.0):
-    """Centre and half-width (arcsec) of the square source grid that the inversion solves on.
+def light_groups(columns, coef, n_light, sigmas, theta_e):
+    """The fitted lens light as a few columns: its Gaussians summed in groups of width.
 
-    The box holds the source-plane positions ``beta_x``, ``beta_y`` of the
-    arc pixels (their 2nd to 98th percentiles) with a margin of
-    ``margin_pixels`` image pixels; it is at least three image pixels and at
-    most the Einstein radius (plus the margin) wide on each side of its
-    centre. Without arc pixels it is centred on the lens centre with half the
-    Einstein radius.
+    Gaussians narrower than a fifth of the Einstein radius stay free; the
+    others are summed in groups (`light_group_index`) that keep the fitted
+    profile within each group and a free amplitude between them; the
+    background columns follow unchanged.
     """
-    theta_e = float(params[_THETA_E])
-    center = (float(params[_CENTER_X]), float(params[_CENTER_Y]))
-    margin = margin_pixels * pixel_scale
-    if np.size(beta_x) < 3:
-        return center, max(0.5 * theta_e, 3 * pixel_scale)
-    lo_x, hi_x = np.percentile(beta_x, [2, 98])
-    lo_y, hi_y = np.percentile(beta_y, [2, 98])
-    half = max(hi_x - lo_x, hi_y - lo_y) / 2.0 + margin
-    half = float(np.clip(half, 3 * pixel_scale, theta_e + margin))
-    return (0.5 * (lo_x + hi_x), 0.5 * (lo_y + hi_y)), half
+    group = light_group_index(sigmas, theta_e)
+    out = [columns[k] for k in np.flatnonzero(group < 0)]
+    for g in range(group.max() + 1):
+        member = np.flatnonzero(group == g)
+        if member.size and np.any(coef[member] > 0):
+            out.append(coef[member] @ columns[member])
+    return np.vstack(out + [columns[n_light:]])
+
+
+def light_group_index(sigmas, theta_e):
+    """Group of each lens-light Gaussian: -1 (free on its own) inside a fifth of theta_E,
+    then 0 up to half of it, 1 up to theta_E, 2 beyond.
+
+    Gaussians much narrower than the Einstein radius cannot reach the arcs,
+    so they stay free and follow the galaxy's core.
+    """
+    return np.digitize(sigmas, (theta_e / 5.0, theta_e / 2.0, theta_e)) - 1
 
 
 def _image_plane_rays(n, pixel_scale, supersampling):
@@ -179,39 +230,72 @@ def _image_plane_rays(n, pixel_scale, supersampling):
     return x[:, None] + ox.ravel()[None, :], y[:, None] + oy.ravel()[None, :]
 
 
-def _mapping_matrix(beta_x, beta_y, npix_src, scale_src, center):
-    """Sparse (image pixels, source pixels) matrix of bilinear weights of the traced rays.
+def source_vertices(beta_x, beta_y, arcs, params, pixel_scale, n_frame=10, max_vertices=2500):
+    """Vertices of the source mesh: the traced arc pixels, inside a coarse frame.
 
-    ``beta_x``, ``beta_y`` are (n_pixels, n_rays) source-plane positions; each
-    pixel's row averages its rays. Source pixel ``(row r, column c)`` is
-    number ``r * npix_src + c``, at ``x = ((npix_src - 1) / 2 - c) scale + cx``,
-    ``y = (r - (npix_src - 1) / 2) scale + cy``.
+    Every arc pixel (half of them, in a checkerboard, when there are more
+    than ``max_vertices``) is traced to the source plane, so that the mesh is
+    as fine as the magnification makes the data; a ``n_frame x n_frame`` grid over the
+    traced region, 20% wider, lets the source fade out around it. Without
+    arc pixels the mesh is a grid over half the Einstein radius around the
+    lens centre.
+
+    Parameters
+    ----------
+    beta_x, beta_y : ndarray (n, n)
+        Source-plane positions of the image pixels' centres.
+    arcs : ndarray of bool (n, n)
+    params : ndarray (8,)
+    pixel_scale : float
+
+    Returns
+    -------
+    ndarray (k, 2)
+    """
+    rows, cols = np.nonzero(arcs)
+    if rows.size > max_vertices:
+        keep = (rows + cols) % 2 == 0  # a checkerboard: half of them
+        rows, cols = rows[keep], cols[keep]
+    points = np.column_stack([beta_x[rows, cols], beta_y[rows, cols]])
+    points = points[np.all(np.isfinite(points), axis=1)]
+    if len(points) >= 3:
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        pad = 0.2 * (hi - lo) + pixel_scale
+        lo, hi = lo - pad, hi + pad
+    else:
+        c = np.array([params[_CENTER_X], params[_CENTER_Y]], dtype=float)
+        half = max(0.5 * float(params[_THETA_E]), 3 * pixel_scale)
+        lo, hi = c - half, c + half
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], n_frame), np.linspace(lo[1], hi[1], n_frame))
+    frame = np.column_stack([gx.ravel(), gy.ravel()])
+    vertices = np.vstack([points, frame])
+    # merge vertices closer than a hundredth of a pixel (degenerate triangles)
+    _, first = np.unique(np.round(vertices / (0.01 * pixel_scale)), axis=0, return_index=True)
+    return vertices[np.sort(first)]
+
+
+def _mapping_matrix(beta_x, beta_y, mesh):
+    """Sparse (image pixels, vertices) matrix of the rays' linear interpolation weights.
+
+    ``beta_x``, ``beta_y`` are (n_pixels, n_rays) source-plane positions (NaN
+    for rays not traced); each pixel's row averages its rays. Rays outside the
+    mesh see no source.
     """
     from scipy.sparse import csr_matrix
 
     n_pix, n_rays = beta_x.shape
-    half = (npix_src - 1) / 2.0
-    col = half - (beta_x - center[0]) / scale_src
-    row = half + (beta_y - center[1]) / scale_src
-    c0, r0 = np.floor(col).astype(int), np.floor(row).astype(int)
-    fc, fr = col - c0, row - r0
-    inside = (c0 >= 0) & (c0 < npix_src - 1) & (r0 >= 0) & (r0 < npix_src - 1)
-    pix = np.broadcast_to(np.arange(n_pix)[:, None], beta_x.shape)
-    rows, cols, vals = [], [], []
-    for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
-                      (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
-        rows.append(pix[inside])
-        cols.append(((r0 + dr) * npix_src + c0 + dc)[inside])
-        vals.append(w[inside] / n_rays)
-    return csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n_pix, npix_src * npix_src))
-
-
-def _drop_rows(matrix, rows):
-    """``matrix`` with the rows where ``rows`` is True set to zero."""
-    from scipy.sparse import diags
-
-    return (diags((~rows).astype(float)) @ matrix).tocsr()
+    pts = np.column_stack([beta_x.ravel(), beta_y.ravel()])
+    finite = np.all(np.isfinite(pts), axis=1)
+    simplex = np.full(len(pts), -1)
+    simplex[finite] = mesh.find_simplex(pts[finite])
+    inside = simplex >= 0
+    t = mesh.transform[simplex[inside]]
+    b = np.einsum("ijk,ik->ij", t[:, :2], pts[inside] - t[:, 2])
+    weights = np.column_stack([b, 1.0 - b.sum(axis=1)])
+    rows = np.repeat(np.flatnonzero(inside) // n_rays, 3)
+    cols = mesh.simplices[simplex[inside]].ravel()
+    return csr_matrix((weights.ravel() / n_rays, (rows, cols)),
+                      shape=(n_pix, len(mesh.points)))
 
 
 def _blurred_columns(mapping, kernel, n, use):
@@ -232,21 +316,23 @@ def _blurred_columns(mapping, kernel, n, use):
     return out, hit
 
 
-def _gradient_regularization(npix_src, floor=1e-3):
-    """``H = Dx^T Dx + Dy^T Dy + floor * I`` on the source grid (dense).
+def _mesh_regularization(mesh, floor=1e-3):
+    """``H = D^T D + floor * I``, ``D`` the differences along the mesh's edges (dense).
 
-    The small zeroth-order ``floor`` makes ``H`` positive definite, so that
-    its determinant (which enters the evidence) exists.
+    The discrete gradient on an irregular mesh; the small zeroth-order
+    ``floor`` makes ``H`` positive definite, so that its determinant (which
+    enters the evidence) exists.
     """
-    from scipy.sparse import diags, eye, kron
+    from scipy.sparse import coo_matrix, eye
 
-    m = npix_src
-    diff = diags([-np.ones(m - 1), np.ones(m - 1)], [0, 1], shape=(m - 1, m))
-    ident = eye(m)
-    dx = kron(ident, diff)
-    dy = kron(diff, ident)
-    h = (dx.T @ dx + dy.T @ dy + floor * eye(m * m)).toarray()
-    return h
+    tri = mesh.simplices
+    edges = np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [0, 2]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    k = len(edges)
+    d = coo_matrix((np.r_[np.ones(k), -np.ones(k)],
+                    (np.r_[np.arange(k), np.arange(k)], np.r_[edges[:, 0], edges[:, 1]])),
+                   shape=(k, len(mesh.points))).tocsr()
+    return (d.T @ d + floor * eye(len(mesh.points))).toarray()
 
 
 def light_centroid(img, use, center, pixel_scale, window=0.3, iterations=5):
@@ -311,6 +397,12 @@ class _Posterior:
 
     def __init__(self, columns, data, weights, reg, n_source):
         self.n_source = n_source
+        # unit-norm light columns keep the system well scaled; the source's
+        # columns are left alone (the regularisation acts on them)
+        norm = np.sqrt(np.sum(columns * columns * weights[:, None], axis=0))
+        self.column_scale = np.ones(columns.shape[1])
+        self.column_scale[n_source:] = np.where(norm[n_source:] > 0, norm[n_source:], 1.0)
+        columns = columns / self.column_scale
         aw = columns * weights[:, None]
         self.f = columns.T @ aw
         self.b = aw.T @ data
@@ -325,6 +417,8 @@ class _Posterior:
         ns = self.n_source
         a = self.f.copy()
         a[:ns, :ns] += lam * self.reg
+        # a whisper of ridge keeps nearly collinear lens-light columns solvable
+        a[np.diag_indices_from(a)] += 1e-9 * np.max(np.diag(a)[:ns], initial=1.0)
         factor = cho_factor(a, lower=True, check_finite=False)
         coef = cho_solve(factor, self.b, check_finite=False)
         r = self.data - self.columns @ coef
@@ -333,7 +427,7 @@ class _Posterior:
         penalty = float(s @ (self.reg @ s))
         log_det = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
         log_ev = 0.5 * (-chi2 - lam * penalty - log_det + ns * np.log(lam) + self.log_det_reg)
-        return coef, chi2, log_ev, factor
+        return coef / self.column_scale, chi2, log_ev, factor
 
     def effective_source_parameters(self, lam, factor):
         """Suyu et al. (2006) eq. 32: ``N_s - lambda Tr[(F + lambda H)^-1 H]`` (source block)."""
@@ -356,9 +450,44 @@ class _Posterior:
         return 10.0 ** float(res.x)
 
 
+def _drop_core(beta_x, beta_y, radius, theta_e):
+    """Traced positions with the rays of the lens's core removed (set to NaN).
+
+    The core maps onto a ring of radius ~theta_E in the source plane: there the
+    source would trade flux with the lens light, so those rays are not traced
+    (a counter-image that faint belongs to the lens light's fit).
+    """
+    core = (radius < CORE_FRACTION * theta_e).ravel()
+    bx, by = beta_x.copy(), beta_y.copy()
+    bx[core], by[core] = np.nan, np.nan
+    return bx, by
+
+
+class _MeshFit:
+    """The inversion on one source mesh: columns, lambda, amplitudes, evidence."""
+
+    def __init__(self, traced, mesh, kernel, n, img, noise, use, smooth, regularization):
+        self.mesh = mesh
+        mapping = _mapping_matrix(traced[0], traced[1], mesh)
+        self.source_columns, self.hit = _blurred_columns(mapping, kernel, n, use)
+        columns = np.hstack([self.source_columns, smooth.T])
+        weights = 1.0 / noise[use] ** 2
+        reg = _mesh_regularization(mesh)[np.ix_(self.hit, self.hit)]
+        posterior = _Posterior(columns, img[use], weights, reg, self.hit.size)
+        self.lam = posterior.best() if regularization is None else float(regularization)
+        self.coef, self.chi2, self.log_evidence, factor = posterior.solve(self.lam)
+        self.n_eff = posterior.effective_source_parameters(self.lam, factor)
+
+    def values(self):
+        """The source at the mesh's vertices (zero where no ray constrains it)."""
+        out = np.zeros(len(self.mesh.points))
+        out[self.hit] = self.coef[:self.hit.size]
+        return out
+
+
 def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_pixel_scale,
-                     psf=None, mask=None, psf_fwhm=2.0, supersampling=2, inversion_npix=32,
-                     regularization=None, reference_fwhm=None, mask_other_objects=True):
+                     psf=None, mask=None, psf_fwhm=2.0, supersampling=2, regularization=None,
+                     reference_fwhm=None, mask_other_objects=True):
     """The evidence-regularised pixelated source that a lens implies, and its re-lensed image.
 
     Parameters
@@ -381,16 +510,13 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
         FWHM (pixels) of the Gaussian PSF assumed without ``psf``.
     supersampling : int
         Rays per image pixel side.
-    inversion_npix : int
-        Pixels per side of the inversion's source grid, which spans
-        `source_box` around the arcs' source-plane positions.
     regularization : float, optional
         Fix ``lambda`` instead of maximising the evidence.
     reference_fwhm : float, optional
         Convolve the output source with a circular Gaussian of this FWHM
         (arcsec), like the networks' source targets.
     mask_other_objects : bool
-        Leave out the pixels of other objects found by `field_masks`. Lens
+        Leave out the pixels of other objects found by ``field_masks``. Lens
         models are compared on the same pixels: give the first inversion's
         ``used`` (inverted) as ``mask`` and False here.
 
@@ -412,9 +538,6 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     d = float(pixel_scale)
     if not d > 0:
         raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
-    m = int(inversion_npix)
-    if m < 4:
-        raise ValueError(f"inversion_npix: must be at least 4, got {inversion_npix!r}")
     if int(supersampling) < 1:
         raise ValueError(f"supersampling: must be >= 1, got {supersampling!r}")
     if regularization is not None and not float(regularization) > 0:
@@ -432,79 +555,74 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     bx, by = bx.reshape(x.shape), by.reshape(x.shape)
     radius = np.hypot(x.mean(axis=1) - center[0], y.mean(axis=1) - center[1]).reshape(n, n)
 
-    # 1. where the arcs are, and which pixels belong to other objects
-    arcs_px, others = field_masks(img, noise, use, smooth, radius, theta_e)
+    # 1. where the arcs are, which pixels belong to other objects, and the
+    #    lens light's profile (kept, with a free amplitude per group of widths)
+    n_light = len(ll_list)
+    arcs_px, others, coef = field_masks(img, noise, use, smooth, n_light, radius, theta_e)
     if not mask_other_objects:
         others = np.zeros_like(use)
-    smooth = smooth[:, ~others[use]]
+    sigmas = np.array([kw["sigma"] for kw in kwargs_ll])
+    smooth = light_groups(smooth, coef, n_light, sigmas, theta_e)[:, ~others[use]]
+    n_groups = smooth.shape[0] - (len(coef) - n_light)
     use = use & ~others
-    # 2. a source grid around the arcs' source-plane positions
-    box_center, half = source_box(bx.mean(axis=1).reshape(n, n)[arcs_px],
-                                  by.mean(axis=1).reshape(n, n)[arcs_px], p, d)
-    scale_src = 2.0 * half / (m - 1)
-    mapping = _mapping_matrix(bx, by, m, scale_src, box_center)
-    # The lens's core maps onto a ring of radius ~theta_E in the source plane:
-    # there the source would trade flux with the lens light, so those rays are
-    # not traced (a counter-image that faint belongs to the lens light's fit).
-    mapping = _drop_rows(mapping, (radius < CORE_FRACTION * theta_e).ravel())
-    source_columns, hit = _blurred_columns(mapping, kernel, n, use)
-    # 3. source, lens light and background together, lambda by the evidence
-    columns = np.hstack([source_columns, smooth.T])
-    weights = 1.0 / noise[use] ** 2
-    reg = _gradient_regularization(m)[np.ix_(hit, hit)]
-    posterior = _Posterior(columns, img[use], weights, reg, hit.size)
-    lam = posterior.best() if regularization is None else float(regularization)
-    coef, chi2, log_ev, factor = posterior.solve(lam)
-    n_eff = posterior.effective_source_parameters(lam, factor)
-    dof = max(float(use.sum()) - smooth.shape[0] - n_eff, 1.0)
+    # 2. a source mesh from the arcs' traced pixels
+    from scipy.spatial import Delaunay
 
-    n_light = len(ll_list)
-    parts = np.split(coef, [hit.size, hit.size + n_light])
+    centres_x = bx.mean(axis=1).reshape(n, n)
+    centres_y = by.mean(axis=1).reshape(n, n)
+    core = radius < CORE_FRACTION * theta_e
+    centres_x[core], centres_y[core] = np.nan, np.nan
+    mesh = Delaunay(source_vertices(centres_x, centres_y, arcs_px & use, p, d))
+    fit = _MeshFit(_drop_core(bx, by, radius, theta_e), mesh, kernel, n, img, noise, use,
+                   smooth, regularization)
+    coef_all, chi2, log_ev, lam, hit = fit.coef, fit.chi2, fit.log_evidence, fit.lam, fit.hit
+    source_columns = fit.source_columns
+    dof = max(float(use.sum()) - smooth.shape[0] - fit.n_eff, 1.0)
+
+    parts = np.split(coef_all, [hit.size, hit.size + n_groups])
     images = []
-    for cols, amp in ((source_columns.T, parts[0]), (smooth[:n_light], parts[1]),
-                      (smooth[n_light:], parts[2])):
+    for cols, amp in ((source_columns.T, parts[0]), (smooth[:n_groups], parts[1]),
+                      (smooth[n_groups:], parts[2])):
         im = np.zeros_like(img)
         im[use] = cols.T @ amp
         images.append(im)
     arcs, light, background = images
     model = arcs + light + background
     resid = np.where(use, (img - model) / noise, 0.0)
-    grid = np.zeros(m * m)
-    grid[hit] = parts[0]
-    grid = grid.reshape(m, m)
-    offset = (box_center[0] - center[0], box_center[1] - center[1])
-    source = _on_output_grid(grid, scale_src, offset, d, int(source_npix),
+    values = fit.values()
+    source = _on_output_grid(mesh, values, center, d, int(source_npix),
                              float(source_pixel_scale), reference_fwhm)
-    for kw, amp in zip(kwargs_ll, parts[1]):
-        kw["amp"] = float(amp)
+    # each Gaussian's amplitude: its own, or its share of its group's profile
+    group = light_group_index(sigmas, theta_e)
+    free = np.flatnonzero(group < 0)
+    kept = [g for g in range(group.max() + 1) if np.any(coef[np.flatnonzero(group == g)] > 0)]
+    factors = dict(zip(kept, parts[1][free.size:]))
+    for k, kw in enumerate(kwargs_ll):
+        kw["amp"] = float(parts[1][np.searchsorted(free, k)] if group[k] < 0
+                          else coef[k] * factors.get(group[k], 0.0))
     return PixelatedSource(
         source=source, model_image=model, arcs_model=arcs, lens_light_model=light,
         background_model=background, residuals=resid, used=use, other_objects=others,
         chi2=chi2, reduced_chi2=chi2 / dof, dof=dof, log_evidence=log_ev, regularization=lam,
-        inversion_npix=m, inversion_pixel_scale=scale_src, inversion_center=box_center,
-        inversion_source=grid, psf_used=psf_desc, seconds=time.perf_counter() - t0,
+        source_vertices=mesh.points, source_values=values, psf_used=psf_desc, seconds=time.perf_counter() - t0,
         kwargs_lens_light=kwargs_ll,
     )
 
 
-def _on_output_grid(grid, scale_src, offset, pixel_scale, npix_out, scale_out, reference_fwhm,
+def _on_output_grid(mesh, values, center, pixel_scale, npix_out, scale_out, reference_fwhm,
                     subsample=3):
-    """Resample the inversion's source (image flux per image pixel) to flux per output pixel.
+    """Interpolate the mesh's source (image flux per image pixel) to flux per output pixel.
 
-    ``offset`` is the inversion grid's centre relative to the output grid's.
+    The output grid is centred on ``center`` (the lens centre).
     """
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    from scipy.interpolate import LinearNDInterpolator
+    from scipy.ndimage import gaussian_filter
 
     from ._common import source_grid_coordinates
 
-    m = grid.shape[0]
-    # output sub-pixel positions relative to the (common) grid centre
-    x, y = source_grid_coordinates(npix_out, scale_out, (0.0, 0.0), subsample)
-    half = (m - 1) / 2.0
-    col = half - (x - offset[0]) / scale_src
-    row = half + (y - offset[1]) / scale_src
-    sb = map_coordinates(grid, [row.ravel(), col.ravel()], order=1, mode="constant", cval=0.0)
-    sb = sb.reshape(x.shape).reshape(npix_out, subsample, npix_out, subsample).mean(axis=(1, 3))
+    x, y = source_grid_coordinates(npix_out, scale_out, center, subsample)
+    sb = LinearNDInterpolator(mesh, values, fill_value=0.0)(x.ravel(), y.ravel())
+    sb = sb.reshape(npix_out, subsample, npix_out, subsample).mean(axis=(1, 3))
     out = sb * (scale_out / pixel_scale) ** 2
     if reference_fwhm is not None and reference_fwhm > 0:
         sigma_pix = float(reference_fwhm) / (2.0 * np.sqrt(2.0 * np.log(2.0))) / scale_out
@@ -512,8 +630,57 @@ def _on_output_grid(grid, scale_src, offset, pixel_scale, npix_out, scale_out, r
     return out
 
 
+def as_relens_result(inversion, image, noise_map, params, pixel_scale, source_pixel_scale,
+                     chi2_threshold=DEFAULT_CHI2_THRESHOLD,
+                     arc_chi2_threshold=DEFAULT_ARC_CHI2_THRESHOLD):
+    """The re-lensing check's result for an inversion: its own fit, judged by the same tests.
+
+    The inversion *is* a re-lensing of its source with the lens, fitted with
+    the lens light, so its model and residuals are the check's; the source
+    amplitude is 1 by construction and the background plane is counted with
+    the lens light.
+
+    Parameters
+    ----------
+    inversion : PixelatedSource
+    image, noise_map, params, pixel_scale, source_pixel_scale
+        As given to `invert_pixelated`.
+    chi2_threshold, arc_chi2_threshold : float
+        As `~astro_delens.forward.relens_check`.
+
+    Returns
+    -------
+    `~astro_delens.forward.RelensResult`
+    """
+    img, noise, _ = prepare_inputs(image, noise_map)
+    use = inversion.used
+    light = inversion.lens_light_model + inversion.background_model
+    region, arc_red = arc_region(img, noise, use, light, inversion.arcs_model,
+                                 inversion.residuals)
+    reasons = flag_reasons(inversion.reduced_chi2, arc_red, 1.0, chi2_threshold,
+                           arc_chi2_threshold)
+    p = _check_params(params)
+    return RelensResult(
+        model_image=inversion.model_image, lens_light_model=light,
+        arcs_model=inversion.arcs_model, residuals=inversion.residuals,
+        reduced_chi2=inversion.reduced_chi2, chi2=inversion.chi2, dof=inversion.dof,
+        arc_reduced_chi2=arc_red, arc_region=region, flag=bool(reasons),
+        flag_reasons=reasons, chi2_threshold=float(chi2_threshold),
+        psf_used=inversion.psf_used, lens_light="mge", source_amplitude=1.0, used=use,
+        params=p, source=inversion.source, source_pixel_scale=float(source_pixel_scale),
+        pixel_scale=float(pixel_scale), image=np.where(use, img, 0.0),
+        noise_map=np.where(use, noise, np.nan),
+        kwargs_lens=lensmodel.to_lenstronomy_kwargs(p),
+        kwargs_lens_light=inversion.kwargs_lens_light,
+        notes=[f"pixelated source inversion ({len(inversion.source_values)} source pixels, "
+               f"lambda {inversion.regularization:.3g}); "
+               f"{int(inversion.other_objects.sum())} pixels of other objects left out"],
+        seconds=inversion.seconds,
+    )
+
+
 #: ln-evidence by which a lens with a different Einstein radius must beat the
-#: answer before `evidence_check` flags it (set on `sky` simulations with the
+#: answer before `evidence_check` flags it (set on ``sky`` simulations with the
 #: networks' answers: ``benchmarks/evidence_check.py``).
 DEFAULT_EVIDENCE_THRESHOLD = 20.0
 
@@ -526,8 +693,11 @@ class EvidenceCheck:
     ----------
     theta_e : ndarray (k,)
         The Einstein radii tried (the answer's among them).
-    log_evidence, reduced_chi2 : ndarray (k,)
-        Of the pixelated inversion at each.
+    log_evidence : ndarray (k,)
+        Of the pixelated inversion at each, divided by the answer's reduced
+        chi^2 when that exceeds 1 (the noise scaled up to what the model
+        leaves).
+    reduced_chi2 : ndarray (k,)
     answer_index : int
         Position of the answer's Einstein radius in ``theta_e``.
     delta_log_evidence : float
@@ -594,8 +764,12 @@ def evidence_check(image, noise_map, params, pixel_scale, source_npix, source_pi
         trial[_THETA_E] *= factor
         results.append(at_answer if factor == 1.0 else invert_pixelated(
             image, noise_map, trial, pixel_scale, source_npix, source_pixel_scale, **options))
-    log_ev = np.array([r.log_evidence for r in results])
     answer = int(np.flatnonzero(factors == 1.0)[0])
+    # Where the model cannot reach the noise (unmodelled light), the evidence
+    # differences are inflated by the misfit: scale them as if the noise were
+    # larger by sqrt(reduced chi^2) of the answer's fit.
+    inflation = max(results[answer].reduced_chi2, 1.0)
+    log_ev = np.array([r.log_evidence for r in results]) / inflation
     others = np.delete(log_ev, answer)
     delta = float(others.max() - log_ev[answer]) if others.size else 0.0
     return EvidenceCheck(

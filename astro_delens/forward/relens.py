@@ -240,6 +240,46 @@ def render_lensed_source(params, source, source_pixel_scale, npix, pixel_scale, 
                     "supersampling_convolution": False})
 
 
+def arc_region(img, noise, use, lens_light_model, arcs_model, residuals):
+    """Where the arcs are, and the reduced chi^2 there.
+
+    The region is where the model puts source light (above half the noise) or
+    the data show light beyond the lens galaxy's (3x3-smoothed, above 3 sigma
+    of the mean), dilated by one pixel.
+
+    Returns
+    -------
+    region : ndarray of bool (n, n)
+    arc_reduced_chi2 : float
+        Mean squared normalised residual over the region (NaN when it is empty).
+    """
+    from scipy.ndimage import binary_dilation, uniform_filter
+
+    excess = uniform_filter(np.where(use, img - lens_light_model, 0.0), 3, mode="constant")
+    region = (arcs_model > 0.5 * noise) | (excess > noise)
+    region = binary_dilation(region, iterations=1) & use
+    n_region = int(region.sum())
+    arc_red = float(np.sum(residuals[region] ** 2) / n_region) if n_region else float("nan")
+    return region, arc_red
+
+
+def flag_reasons(reduced_chi2, arc_reduced_chi2, amplitude,
+                 chi2_threshold=DEFAULT_CHI2_THRESHOLD,
+                 arc_chi2_threshold=DEFAULT_ARC_CHI2_THRESHOLD,
+                 amplitude_range=DEFAULT_AMPLITUDE_RANGE):
+    """The check's failed tests, as sentences (empty when the model explains the data)."""
+    reasons = []
+    if reduced_chi2 > chi2_threshold:
+        reasons.append(f"reduced chi2 {reduced_chi2:.3g} > {chi2_threshold:g}")
+    if np.isfinite(arc_reduced_chi2) and arc_reduced_chi2 > arc_chi2_threshold:
+        reasons.append(f"reduced chi2 in the arc region {arc_reduced_chi2:.3g} > "
+                       f"{arc_chi2_threshold:g}")
+    lo, hi = amplitude_range
+    if not (lo <= amplitude <= hi):
+        reasons.append(f"source amplitude {amplitude:.3g} outside [{lo:g}, {hi:g}]")
+    return reasons
+
+
 def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_scale, psf=None,
                  mask=None, lens_light="mge", psf_fwhm=2.0, supersampling=3,
                  chi2_threshold=DEFAULT_CHI2_THRESHOLD,
@@ -386,24 +426,9 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
     red = chi2 / dof
     amplitude = float(kwargs_source[0]["amp"]) if has_arcs else float("nan")
 
-    # The arc region: where the model puts source light or the data show
-    # light beyond the lens galaxy's (3x3-smoothed, above 3 sigma of the mean).
-    from scipy.ndimage import binary_dilation, uniform_filter
-
-    excess = uniform_filter(np.where(use, img - lens_light_model, 0.0), 3, mode="constant")
-    region = (arcs_model > 0.5 * noise) | (excess > noise)
-    region = binary_dilation(region, iterations=1) & use
-    n_region = int(region.sum())
-    arc_red = float(np.sum(resid[region] ** 2) / n_region) if n_region else float("nan")
-
-    reasons = []
-    if red > chi2_threshold:
-        reasons.append(f"reduced chi2 {red:.3g} > {chi2_threshold:g}")
-    if n_region and arc_red > arc_chi2_threshold:
-        reasons.append(f"reduced chi2 in the arc region {arc_red:.3g} > {arc_chi2_threshold:g}")
-    lo, hi = amplitude_range
-    if not (lo <= amplitude <= hi):
-        reasons.append(f"source amplitude {amplitude:.3g} outside [{lo:g}, {hi:g}]")
+    region, arc_red = arc_region(img, noise, use, lens_light_model, arcs_model, resid)
+    reasons = flag_reasons(red, arc_red, amplitude, chi2_threshold, arc_chi2_threshold,
+                           amplitude_range)
     for kw in kwargs_ll:
         kw["amp"] = np.asarray(kw["amp"], dtype=float)
     return RelensResult(
