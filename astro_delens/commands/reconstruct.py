@@ -2,7 +2,9 @@
 
 Each FILE is prepared as for "astro-delens predict", its lens centre estimated
 by the parameter network of the same model family, and its source
-reconstructed by the source network. DIR/<name>_source.fits holds the source
+reconstructed by the source network (or, with --method inversion, by a
+regularised pixelated inversion at the estimated lens). DIR/<name>_source.fits
+holds the source
 (flux per source pixel, north up, east left) with a WCS of the source plane
 whose reference pixel is the lens centre (a celestial TAN WCS when the input
 has one, else offsets in arcsec), and the provenance in its header: model name,
@@ -70,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and normalised residuals are added to the FITS file as "
                              "extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with the "
                              "reduced chi^2 and the flag in the primary header)")
+    parser.add_argument("--method", choices=("network", "inversion"), default="network",
+                        help="where the source comes from: the source network (default, "
+                             "fast) or a regularised pixelated inversion at the estimated "
+                             "lens, solved with the lens light (lenstronomy ray tracing; "
+                             "a few CPU seconds per file; its fit is the check)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the files whose source FITS file is already in DIR "
                              "(to finish an interrupted run)")
@@ -112,19 +119,23 @@ def write_sources(rec, jobs, options, check, progress=False, context=None):
     """
     context = context or (lambda name: contextlib.nullcontext())
     by_file = {job[0]: job for job in jobs}
-    for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=False,
+    # an inversion's check is its own fit, made with the source; the network's
+    # source is checked file by file as it is written
+    inline = rec.method == "inversion"
+    for outcome in rec.iter_reconstruct(list(by_file), on_error="skip", check=check and inline,
                                         progress=progress, context=context, **options):
         name, error = outcome.item.name, outcome.error
         if outcome.ok:
             try:
                 with context(name):
-                    write_source(rec, outcome.result, *by_file[name][1:], check=check)
+                    write_source(rec, outcome.result, *by_file[name][1:],
+                                 check=check and not inline)
             except Exception as exc:  # one bad file never stops the batch
                 error = f"{type(exc).__name__}: {exc}"
         yield name, error
 
 
-def reconstruct_part(jobs, model, symmetries, options, check):
+def reconstruct_part(jobs, model, symmetries, options, check, method="network"):
     """Reconstruct and write one partition's files (on a Dask worker).
 
     Returns the ``(file, error or None)`` of each job (see `write_sources`) and
@@ -135,7 +146,7 @@ def reconstruct_part(jobs, model, symmetries, options, check):
     from ..parallel import cached_model, warning_lines
     from ..reconstructor import SourceReconstructor
 
-    rec = cached_model(SourceReconstructor, model, {"symmetries": symmetries})
+    rec = cached_model(SourceReconstructor, model, {"symmetries": symmetries, "method": method})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         done = list(write_sources(rec, jobs, options, check))
@@ -146,7 +157,7 @@ def _reconstruct_serial(args, jobs, options, report):
     """Run the jobs in this process; returns the number of files written."""
     from ..reconstructor import SourceReconstructor
 
-    rec = load_model(SourceReconstructor, args)
+    rec = load_model(SourceReconstructor, args, method=args.method)
     written = 0
     for name, error in write_sources(rec, jobs, options, not args.no_check,
                                      show_progress(args), report.warnings_for):
@@ -169,7 +180,7 @@ def _reconstruct_on_dask(args, jobs, options, report):
         if size is None:
             size = balanced_partition_size(len(jobs), client, PARTITION_SIZE)
         futures = [client.submit(reconstruct_part, part, args.model, args.symmetries, options,
-                                 not args.no_check, pure=False)
+                                 not args.no_check, args.method, pure=False)
                    for part in partitions(jobs, size)]
         for future in as_completed(futures):
             done, messages = future.result()

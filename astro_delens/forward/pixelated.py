@@ -301,19 +301,25 @@ def _mapping_matrix(beta_x, beta_y, mesh):
 def _blurred_columns(mapping, kernel, n, use):
     """The lensed, PSF-convolved image of each source pixel that is hit, on the used pixels.
 
-    Returns the dense (n_used, n_hit) matrix and the indices of the hit source pixels.
+    Returns the sparse (n_used, n_hit) matrix (values below 1e-9 of a
+    column's peak dropped) and the indices of the hit source pixels.
     """
     from scipy.signal import fftconvolve
+    from scipy.sparse import csc_matrix, hstack
 
     hit = np.flatnonzero(np.asarray(mapping.getnnz(axis=0)) > 0)
-    out = np.empty((int(use.sum()), hit.size))
     csc = mapping.tocsc()
+    blocks = []
     for start in range(0, hit.size, 256):
         block = hit[start:start + 256]
         stack = csc[:, block].T.toarray().reshape(len(block), n, n)
-        blurred = fftconvolve(stack, kernel[None], mode="same", axes=(1, 2))
-        out[:, start:start + len(block)] = blurred[:, use].T
-    return out, hit
+        dense = fftconvolve(stack, kernel[None], mode="same", axes=(1, 2))[:, use].T
+        peak = np.abs(dense).max(axis=0, initial=0.0)
+        dense[np.abs(dense) < 1e-9 * peak[None, :]] = 0.0
+        blocks.append(csc_matrix(dense))
+    if not blocks:
+        return csc_matrix((int(use.sum()), 0)), hit
+    return hstack(blocks, format="csr"), hit
 
 
 def _mesh_regularization(mesh, floor=1e-3):
@@ -393,23 +399,33 @@ def smooth_light_columns(data, psf_class, img, use, params, pixel_scale, n_gauss
 
 
 class _Posterior:
-    """Most probable amplitudes and evidence for one lens, as a function of ``lambda``."""
+    """Most probable amplitudes and evidence for one lens, as a function of ``lambda``.
 
-    def __init__(self, columns, data, weights, reg, n_source):
-        self.n_source = n_source
+    ``source`` (sparse, n_used x n_source) and ``light`` (dense, n_used x k)
+    are the responses of the source pixels and of the smooth light.
+    """
+
+    def __init__(self, source, light, data, weights, reg):
+        ns = source.shape[1]
+        self.n_source = ns
         # unit-norm light columns keep the system well scaled; the source's
         # columns are left alone (the regularisation acts on them)
-        norm = np.sqrt(np.sum(columns * columns * weights[:, None], axis=0))
-        self.column_scale = np.ones(columns.shape[1])
-        self.column_scale[n_source:] = np.where(norm[n_source:] > 0, norm[n_source:], 1.0)
-        columns = columns / self.column_scale
-        aw = columns * weights[:, None]
-        self.f = columns.T @ aw
-        self.b = aw.T @ data
-        self.columns, self.data, self.weights = columns, data, weights
+        norm = np.sqrt(np.sum(light * light * weights[:, None], axis=0))
+        self.column_scale = np.r_[np.ones(ns), np.where(norm > 0, norm, 1.0)]
+        light = light / self.column_scale[ns:]
+        sw = source.multiply(weights[:, None]).tocsr()
+        lw = light * weights[:, None]
+        f = np.empty((ns + light.shape[1],) * 2)
+        f[:ns, :ns] = (source.T @ sw).toarray()
+        f[:ns, ns:] = np.asarray(sw.T @ light)
+        f[ns:, :ns] = f[:ns, ns:].T
+        f[ns:, ns:] = light.T @ lw
+        self.f = f
+        self.b = np.r_[sw.T @ data, lw.T @ data]
+        self.data_term = float(np.sum(weights * data * data))
         self.reg = reg
         self.log_det_reg = 2.0 * float(np.sum(np.log(np.diag(np.linalg.cholesky(reg)))))
-        self.scale = float(np.trace(self.f[:n_source, :n_source]) / np.trace(reg))
+        self.scale = float(np.trace(f[:ns, :ns]) / np.trace(reg)) if ns else 1.0
 
     def solve(self, lam):
         from scipy.linalg import cho_factor, cho_solve
@@ -421,13 +437,13 @@ class _Posterior:
         a[np.diag_indices_from(a)] += 1e-9 * np.max(np.diag(a)[:ns], initial=1.0)
         factor = cho_factor(a, lower=True, check_finite=False)
         coef = cho_solve(factor, self.b, check_finite=False)
-        r = self.data - self.columns @ coef
-        chi2 = float(np.sum(r * r * self.weights))
+        # chi^2 = |d - M c|^2_W expanded, so that M is never applied again
+        chi2 = max(self.data_term - 2.0 * coef @ self.b + coef @ (self.f @ coef), 0.0)
         s = coef[:ns]
         penalty = float(s @ (self.reg @ s))
         log_det = 2.0 * float(np.sum(np.log(np.diag(factor[0]))))
         log_ev = 0.5 * (-chi2 - lam * penalty - log_det + ns * np.log(lam) + self.log_det_reg)
-        return coef / self.column_scale, chi2, log_ev, factor
+        return coef / self.column_scale, float(chi2), log_ev, factor
 
     def effective_source_parameters(self, lam, factor):
         """Suyu et al. (2006) eq. 32: ``N_s - lambda Tr[(F + lambda H)^-1 H]`` (source block)."""
@@ -446,7 +462,7 @@ class _Posterior:
         centre = np.log10(max(self.scale, 1e-300))
         res = minimize_scalar(lambda t: -self.solve(10.0**t)[2],
                               bounds=(centre - 6.0, centre + 3.0), method="bounded",
-                              options={"xatol": 0.05})
+                              options={"xatol": 0.1})
         return 10.0 ** float(res.x)
 
 
@@ -470,10 +486,9 @@ class _MeshFit:
         self.mesh = mesh
         mapping = _mapping_matrix(traced[0], traced[1], mesh)
         self.source_columns, self.hit = _blurred_columns(mapping, kernel, n, use)
-        columns = np.hstack([self.source_columns, smooth.T])
         weights = 1.0 / noise[use] ** 2
         reg = _mesh_regularization(mesh)[np.ix_(self.hit, self.hit)]
-        posterior = _Posterior(columns, img[use], weights, reg, self.hit.size)
+        posterior = _Posterior(self.source_columns, smooth.T, img[use], weights, reg)
         self.lam = posterior.best() if regularization is None else float(regularization)
         self.coef, self.chi2, self.log_evidence, factor = posterior.solve(self.lam)
         self.n_eff = posterior.effective_source_parameters(self.lam, factor)
