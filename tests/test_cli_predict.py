@@ -137,6 +137,19 @@ def test_reconstruct_mixed_batch(batch, family, tmp_path, capsys):
                  "--outdir", str(outdir), "--overwrite"]) == 0
 
 
+def test_reconstruct_by_inversion(tmp_path, capsys):
+    outdir = tmp_path / "inverted"
+    status = main(["reconstruct", str(example_path()), "--hdu", "SCI", "--noise", "NOISE",
+                   "--psf", "PSF", "--model", "survey", "--method", "inversion",
+                   "--outdir", str(outdir)])
+    assert status == 0, capsys.readouterr().err
+    with fits.open(outdir / "example_lens_source.fits") as hdul:
+        h = hdul[0].header
+        assert h["ADSRCMTH"] == "inversion"
+        assert [x.name for x in hdul[1:4]] == ["RELENS_MODEL", "LENS_LIGHT", "RESIDUALS"]
+        assert 0.8 < h["RLCHI2"] < 1.6  # the inversion explains the example
+
+
 def test_reconstruct_output_names_are_unique():
     from astro_delens.commands.reconstruct import output_names
 
