@@ -71,6 +71,8 @@ class PixelatedSource:
         The pixels that entered the fit.
     other_objects : ndarray of bool (n, n)
         Pixels left out as other objects (see ``field_masks``).
+    arc_pixels : ndarray of bool (n, n)
+        The pixels whose traced positions make the source mesh.
     chi2 : float
     reduced_chi2 : float
         ``chi2`` over the degrees of freedom: used pixels minus the lens
@@ -90,8 +92,17 @@ class PixelatedSource:
         The source at those vertices, in image flux per image pixel (surface
         brightness times the image pixel area), linearly interpolated
         between them.
+    light_basis : ndarray (k, n, n)
+        The smooth light's basis images (lens light, then background plane),
+        whose amplitudes the inversion fits.
+    n_light_basis : int
+        How many of them are lens light.
     psf_used : str
     seconds : float
+    kwargs_lens_light : list of dict
+        lenstronomy keywords of the lens light's Gaussians, with the
+        amplitudes of the robust pre-fit that fixed its profile (the
+        inversion rescales groups of them: see ``lens_light_model``).
     """
 
     source: np.ndarray
@@ -102,6 +113,7 @@ class PixelatedSource:
     residuals: np.ndarray
     used: np.ndarray
     other_objects: np.ndarray
+    arc_pixels: np.ndarray
     chi2: float
     reduced_chi2: float
     dof: float
@@ -109,6 +121,8 @@ class PixelatedSource:
     regularization: float
     source_vertices: np.ndarray
     source_values: np.ndarray
+    light_basis: np.ndarray
+    n_light_basis: int
     psf_used: str
     seconds: float = 0.0
     kwargs_lens_light: list = field(default_factory=list)
@@ -502,7 +516,7 @@ class _MeshFit:
 
 def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_pixel_scale,
                      psf=None, mask=None, psf_fwhm=2.0, supersampling=2, regularization=None,
-                     reference_fwhm=None, mask_other_objects=True):
+                     reference_fwhm=None, mask_other_objects=True, reference=None):
     """The evidence-regularised pixelated source that a lens implies, and its re-lensed image.
 
     Parameters
@@ -531,9 +545,11 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
         Convolve the output source with a circular Gaussian of this FWHM
         (arcsec), like the networks' source targets.
     mask_other_objects : bool
-        Leave out the pixels of other objects found by ``field_masks``. Lens
-        models are compared on the same pixels: give the first inversion's
-        ``used`` (inverted) as ``mask`` and False here.
+        Leave out the pixels of other objects found by ``field_masks``.
+    reference : PixelatedSource, optional
+        An inversion of the same image whose pixels, arc pixels and smooth
+        light basis are kept, so that lens models are compared on equal
+        terms (as `evidence_check` does).
 
     Returns
     -------
@@ -562,8 +578,6 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     kernel = np.asarray(psf_class.kernel_point_source, dtype=float)
     center = (float(p[_CENTER_X]), float(p[_CENTER_Y]))
     theta_e = float(p[_THETA_E])
-    data = ImageData(image_data=img, noise_map=noise, **image_grid_kwargs(n, d))
-    smooth, ll_list, kwargs_ll = smooth_light_columns(data, psf_class, img, use, p, d)
     x, y = _image_plane_rays(n, d, supersampling)
     bx, by = LensModel(list(lensmodel.LENS_MODEL_LIST)).ray_shooting(
         x.ravel(), y.ravel(), lensmodel.to_lenstronomy_kwargs(p))
@@ -571,15 +585,19 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     radius = np.hypot(x.mean(axis=1) - center[0], y.mean(axis=1) - center[1]).reshape(n, n)
 
     # 1. where the arcs are, which pixels belong to other objects, and the
-    #    lens light's profile (kept, with a free amplitude per group of widths)
-    n_light = len(ll_list)
-    arcs_px, others, coef = field_masks(img, noise, use, smooth, n_light, radius, theta_e)
-    if not mask_other_objects:
-        others = np.zeros_like(use)
-    sigmas = np.array([kw["sigma"] for kw in kwargs_ll])
-    smooth = light_groups(smooth, coef, n_light, sigmas, theta_e)[:, ~others[use]]
-    n_groups = smooth.shape[0] - (len(coef) - n_light)
+    #    smooth light's basis (unless a reference inversion fixes them)
+    if reference is None:
+        data = ImageData(image_data=img, noise_map=noise, **image_grid_kwargs(n, d))
+        light_basis, n_light, kwargs_ll, arcs_px, others = _smooth_light(
+            data, psf_class, img, noise, use, p, d, radius)
+        if not mask_other_objects:
+            others = np.zeros_like(use)
+    else:
+        light_basis, n_light = reference.light_basis, reference.n_light_basis
+        kwargs_ll, arcs_px = reference.kwargs_lens_light, reference.arc_pixels
+        others = ~reference.used
     use = use & ~others
+    smooth = light_basis[:, use]
     # 2. a source mesh from the arcs' traced pixels
     from scipy.spatial import Delaunay
 
@@ -590,14 +608,14 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     mesh = Delaunay(source_vertices(centres_x, centres_y, arcs_px & use, p, d))
     fit = _MeshFit(_drop_core(bx, by, radius, theta_e), mesh, kernel, n, img, noise, use,
                    smooth, regularization)
-    coef_all, chi2, log_ev, lam, hit = fit.coef, fit.chi2, fit.log_evidence, fit.lam, fit.hit
-    source_columns = fit.source_columns
+    hit = fit.hit
     dof = max(float(use.sum()) - smooth.shape[0] - fit.n_eff, 1.0)
 
-    parts = np.split(coef_all, [hit.size, hit.size + n_groups])
+    # 3. the model's parts on the image
+    parts = np.split(fit.coef, [hit.size, hit.size + n_light])
     images = []
-    for cols, amp in ((source_columns.T, parts[0]), (smooth[:n_groups], parts[1]),
-                      (smooth[n_groups:], parts[2])):
+    for cols, amp in ((fit.source_columns.T, parts[0]), (smooth[:n_light], parts[1]),
+                      (smooth[n_light:], parts[2])):
         im = np.zeros_like(img)
         im[use] = cols.T @ amp
         images.append(im)
@@ -607,21 +625,37 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     values = fit.values()
     source = _on_output_grid(mesh, values, center, d, int(source_npix),
                              float(source_pixel_scale), reference_fwhm)
-    # each Gaussian's amplitude: its own, or its share of its group's profile
-    group = light_group_index(sigmas, theta_e)
-    free = np.flatnonzero(group < 0)
-    kept = [g for g in range(group.max() + 1) if np.any(coef[np.flatnonzero(group == g)] > 0)]
-    factors = dict(zip(kept, parts[1][free.size:]))
-    for k, kw in enumerate(kwargs_ll):
-        kw["amp"] = float(parts[1][np.searchsorted(free, k)] if group[k] < 0
-                          else coef[k] * factors.get(group[k], 0.0))
     return PixelatedSource(
         source=source, model_image=model, arcs_model=arcs, lens_light_model=light,
         background_model=background, residuals=resid, used=use, other_objects=others,
-        chi2=chi2, reduced_chi2=chi2 / dof, dof=dof, log_evidence=log_ev, regularization=lam,
-        source_vertices=mesh.points, source_values=values, psf_used=psf_desc, seconds=time.perf_counter() - t0,
-        kwargs_lens_light=kwargs_ll,
+        arc_pixels=arcs_px, chi2=fit.chi2, reduced_chi2=fit.chi2 / dof, dof=dof,
+        log_evidence=fit.log_evidence, regularization=fit.lam, source_vertices=mesh.points,
+        source_values=values, light_basis=light_basis, n_light_basis=n_light,
+        psf_used=psf_desc, seconds=time.perf_counter() - t0, kwargs_lens_light=kwargs_ll,
     )
+
+
+def _smooth_light(data, psf_class, img, noise, use, params, pixel_scale, radius):
+    """The smooth light's basis images and the arc and other-object pixels.
+
+    Returns ``(basis, n_light, kwargs, arcs, others)``: the basis (k, n, n)
+    holds ``n_light`` lens-light images (PSF-convolved; `light_groups`) and
+    then the background's; ``kwargs`` are the Gaussians' lenstronomy keywords
+    with the amplitudes of the robust pre-fit that fixed the profile.
+    """
+    theta_e = float(params[_THETA_E])
+    columns, model_list, kwargs = smooth_light_columns(data, psf_class, img, use, params,
+                                                       pixel_scale)
+    n_gauss = len(model_list)
+    arcs, others, coef = field_masks(img, noise, use, columns, n_gauss, radius, theta_e)
+    sigmas = np.array([kw["sigma"] for kw in kwargs])
+    grouped = light_groups(columns, coef, n_gauss, sigmas, theta_e)
+    n_light = grouped.shape[0] - (columns.shape[0] - n_gauss)
+    basis = np.zeros((grouped.shape[0],) + img.shape)
+    basis[:, use] = grouped
+    for kw, amp in zip(kwargs, coef):
+        kw["amp"] = float(amp)
+    return basis, n_light, kwargs, arcs, others
 
 
 def _on_output_grid(mesh, values, center, pixel_scale, npix_out, scale_out, reference_fwhm,
@@ -771,8 +805,8 @@ def evidence_check(image, noise_map, params, pixel_scale, source_npix, source_pi
         raise ValueError(f"steps: must be positive factors, got {steps!r}")
     at_answer = invert_pixelated(image, noise_map, p, pixel_scale, source_npix,
                                  source_pixel_scale, **options)
-    # every radius is judged on the pixels used at the answer
-    options = {**options, "mask": ~at_answer.used, "mask_other_objects": False}
+    # every radius is judged on the same pixels, mesh rule and smooth light
+    options = {**options, "reference": at_answer}
     results = []
     for factor in factors:
         trial = p.copy()
