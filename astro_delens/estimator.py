@@ -119,13 +119,14 @@ class LensParameterEstimator(NetworkFront):
 
     def _check_field(self, images, noises, masks, mean, std, prepared, flags):
         """Warn about, and widen the theta_E interval of, estimates that depend on the field."""
-        relative, bounds = field_dependence(self._model, images, noises, masks, mean[:, 0],
+        t = lensmodel.INDEX["theta_E"]
+        relative, bounds = field_dependence(self._model, images, noises, masks, mean[:, t],
                                             self.batch_size)
         threshold = self.field_check_threshold
         std = std.copy()
         for k in np.flatnonzero(relative > threshold):
             low, high = bounds[k]
-            std[k, 0] = np.hypot(std[k, 0], (high - low) / 2.0)
+            std[k, t] = np.hypot(std[k, t], (high - low) / 2.0)
             flags[k].append("field_dependence")
             warnings.warn(OutOfDomainWarning(
                 f"{prepared[k].label}: theta_E depends on what lies far from the lens: "
@@ -153,7 +154,7 @@ class LensParameterEstimator(NetworkFront):
             warnings.warn(OutOfDomainWarning(
                 f"{prepared.label}: estimate outside the training prior of preset "
                 f"{self.preset.name!r}: " + ", ".join(outside), "prior"), stacklevel=3)
-        theta_e = float(mean[0])
+        theta_e = float(mean[lensmodel.INDEX["theta_E"]])
         needed = 1.2 * theta_e + (prepared.psf_fwhm or 0.0)
         if np.isfinite(prepared.field_radius) and prepared.field_radius < needed \
                 and "field" not in flags:

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import lensmodel
+
 __all__ = ["FIELD_FRACTIONS", "RING_FACTOR", "RING_MARGIN", "DEFAULT_THRESHOLD",
            "square_masks", "consistent_values", "consistent_range", "field_dependence"]
 
@@ -97,7 +99,7 @@ def field_dependence(loaded, images, noise_maps, masks, theta_full, batch_size=2
     rep_noise = np.repeat(np.asarray(noise_maps), s, axis=0)
     rep_mask = np.repeat(np.asarray(masks, dtype=bool), s, axis=0) | np.tile(squares, (n, 1, 1))
     mean, _ = loaded.predict(rep, rep_noise, rep_mask, batch_size=batch_size, symmetries=1)
-    theta = mean[:, 0].reshape(n, s)
+    theta = mean[:, lensmodel.INDEX["theta_E"]].reshape(n, s)
     relative = np.empty(n)
     bounds = np.empty((n, 2))
     for k in range(n):

@@ -57,7 +57,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "Parameter",
+    "PARAMETERS",
     "PARAMETER_NAMES",
+    "INDEX",
+    "lens_center",
     "PARAMETER_UNITS",
     "LENS_MODEL_LIST",
     "Prior",
@@ -78,33 +82,82 @@ __all__ = [
     "image_data_kwargs",
 ]
 
+@dataclass(frozen=True)
+class Parameter:
+    """One lens parameter: everything the package needs to know about it.
+
+    Attributes
+    ----------
+    name : str
+    unit : str
+        Understood by `astropy.units` (empty: dimensionless).
+    component : str
+        The lenstronomy mass component it belongs to (in `LENS_MODEL_LIST`).
+    key : str
+        Its lenstronomy keyword there.
+    bounds : (float, float)
+        Hard limits in fits (lenstronomy ``EPL`` needs 1 < gamma < 3).
+    std_floor : float
+        Smallest prior width in fits, so that an over-confident network cannot
+        freeze the parameter.
+    turn : {"scalar", "spin2", "x", "y"}
+        How it changes when the image turns by a quarter (`rotate_parameters`):
+        unchanged, sign flip (ellipticity and shear components), or as the
+        ``x`` or ``y`` coordinate of a position.
+    mirrored : bool
+        Whether its sign flips when east and west are swapped (`flip_parameters`).
+    meaning : str
+    """
+
+    name: str
+    unit: str
+    component: str
+    key: str
+    bounds: tuple
+    std_floor: float
+    turn: str
+    mirrored: bool
+    meaning: str
+
+
 #: The eight lens parameters, in the order used by every array in the package.
-PARAMETER_NAMES = (
-    "theta_E",
-    "gamma",
-    "e1",
-    "e2",
-    "center_x",
-    "center_y",
-    "gamma1",
-    "gamma2",
+PARAMETERS = (
+    Parameter("theta_E", "arcsec", "EPL", "theta_E", (0.02, 20.0), 0.005, "scalar", False,
+              "Einstein radius (lenstronomy's EPL definition)"),
+    Parameter("gamma", "", "EPL", "gamma", (1.2, 2.8), 0.01, "scalar", False,
+              "logarithmic slope of the 3D mass density (2 is isothermal)"),
+    Parameter("e1", "", "EPL", "e1", (-0.6, 0.6), 0.005, "spin2", False,
+              "ellipticity, e cos 2 phi"),
+    Parameter("e2", "", "EPL", "e2", (-0.6, 0.6), 0.005, "spin2", True,
+              "ellipticity, e sin 2 phi"),
+    Parameter("center_x", "arcsec", "EPL", "center_x", (-np.inf, np.inf), 0.005, "x", True,
+              "lens centre, offset towards the east from the cutout centre"),
+    Parameter("center_y", "arcsec", "EPL", "center_y", (-np.inf, np.inf), 0.005, "y", False,
+              "lens centre, offset towards the north from the cutout centre"),
+    Parameter("gamma1", "", "SHEAR", "gamma1", (-0.4, 0.4), 0.003, "spin2", False,
+              "external shear, g cos 2 phi_g"),
+    Parameter("gamma2", "", "SHEAR", "gamma2", (-0.4, 0.4), 0.003, "spin2", True,
+              "external shear, g sin 2 phi_g"),
 )
+
+#: The parameters' names, in array order.
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+#: Position of each parameter in the package's arrays, by name.
+INDEX = {p.name: i for i, p in enumerate(PARAMETERS)}
 
 #: Units of each parameter as strings understood by `astropy.units`
 #: (the empty string means dimensionless).
-PARAMETER_UNITS = {
-    "theta_E": "arcsec",
-    "gamma": "",
-    "e1": "",
-    "e2": "",
-    "center_x": "arcsec",
-    "center_y": "arcsec",
-    "gamma1": "",
-    "gamma2": "",
-}
+PARAMETER_UNITS = {p.name: p.unit for p in PARAMETERS}
 
 #: lenstronomy's names for the two mass components.
 LENS_MODEL_LIST = ("EPL", "SHEAR")
+
+
+def lens_center(params):
+    """``(center_x, center_y)`` of a parameter array, as floats (arcsec)."""
+    p = np.asarray(params, dtype=float)
+    return float(p[INDEX["center_x"]]), float(p[INDEX["center_y"]])
 
 
 # --------------------------------------------------------------------------
@@ -306,23 +359,20 @@ def to_lenstronomy_kwargs(params) -> list[dict]:
     is anchored at the lens centre.
     """
     p = np.asarray(params, dtype=float)
-    if p.shape != (8,):
+    if p.shape != (len(PARAMETERS),):
         raise ValueError(f"params: expected 8 values {PARAMETER_NAMES}, got shape {p.shape}")
-    theta_E, gamma, e1, e2, cx, cy, g1, g2 = (float(v) for v in p)
-    return [
-        {"theta_E": theta_E, "gamma": gamma, "e1": e1, "e2": e2, "center_x": cx, "center_y": cy},
-        {"gamma1": g1, "gamma2": g2, "ra_0": cx, "dec_0": cy},
-    ]
+    kwargs = [{} for _ in LENS_MODEL_LIST]
+    for spec, value in zip(PARAMETERS, p):
+        kwargs[LENS_MODEL_LIST.index(spec.component)][spec.key] = float(value)
+    shear = kwargs[LENS_MODEL_LIST.index("SHEAR")]
+    shear["ra_0"], shear["dec_0"] = lens_center(p)
+    return kwargs
 
 
 def from_lenstronomy_kwargs(kwargs_lens) -> np.ndarray:
     """Inverse of `to_lenstronomy_kwargs`: the eight parameters as an array."""
-    epl, shear = kwargs_lens[0], kwargs_lens[1]
-    return np.array(
-        [epl["theta_E"], epl["gamma"], epl["e1"], epl["e2"],
-         epl["center_x"], epl["center_y"], shear["gamma1"], shear["gamma2"]],
-        dtype=float,
-    )
+    return np.array([kwargs_lens[LENS_MODEL_LIST.index(spec.component)][spec.key]
+                     for spec in PARAMETERS], dtype=float)
 
 
 def _position_angle(phi):
@@ -348,8 +398,8 @@ def sky_quantities(params) -> dict:
     from lenstronomy.Util import param_util
 
     p = np.asarray(params, dtype=float)
-    phi, q = param_util.ellipticity2phi_q(p[..., 2], p[..., 3])
-    phi_g, g = param_util.shear_cartesian2polar(p[..., 6], p[..., 7])
+    phi, q = param_util.ellipticity2phi_q(p[..., INDEX["e1"]], p[..., INDEX["e2"]])
+    phi_g, g = param_util.shear_cartesian2polar(p[..., INDEX["gamma1"]], p[..., INDEX["gamma2"]])
     return {
         "axis_ratio": np.asarray(q) * u.dimensionless_unscaled,
         "position_angle": _position_angle(np.asarray(phi)) * u.deg,
@@ -376,9 +426,9 @@ def rotate_parameters(params, k: int = 1) -> np.ndarray:
     """
     p = np.array(params, dtype=float, copy=True)
     for _ in range(int(k) % 4):
-        x, y = p[..., 4].copy(), p[..., 5].copy()
-        p[..., 4], p[..., 5] = -y, x
-        p[..., [2, 3, 6, 7]] *= -1.0
+        x, y = p[..., _X].copy(), p[..., _Y].copy()
+        p[..., _X], p[..., _Y] = -y, x
+        p[..., _SPIN2] *= -1.0
     return p
 
 
@@ -389,8 +439,14 @@ def flip_parameters(params) -> np.ndarray:
     (45 degree) component of ellipticity and shear.
     """
     p = np.array(params, dtype=float, copy=True)
-    p[..., [4, 3, 7]] *= -1.0
+    p[..., _MIRRORED] *= -1.0
     return p
+
+
+_SPIN2 = [i for i, spec in enumerate(PARAMETERS) if spec.turn == "spin2"]
+_X = next(i for i, spec in enumerate(PARAMETERS) if spec.turn == "x")
+_Y = next(i for i, spec in enumerate(PARAMETERS) if spec.turn == "y")
+_MIRRORED = [i for i, spec in enumerate(PARAMETERS) if spec.mirrored]
 
 
 def pixel_to_angle(i, j, n: int, pixel_scale: float):

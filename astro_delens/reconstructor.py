@@ -165,12 +165,12 @@ class SourceReconstructor(NetworkFront):
         if estimates is None:
             return [((0.0, 0.0), "cutout centre (no estimator)") for _ in prepared]
         name = self.estimator.model_info["name"]
-        return [((float(e.mean[4]), float(e.mean[5])), f"estimator {name}") for e in estimates]
+        return [(lensmodel.lens_center(e.mean), f"estimator {name}") for e in estimates]
 
     @staticmethod
     def _parse_center(lens_center, prepared):
         if isinstance(lens_center, LensEstimate):
-            return (float(lens_center.mean[4]), float(lens_center.mean[5])), "given estimate"
+            return lensmodel.lens_center(lens_center.mean), "given estimate"
         if isinstance(lens_center, SkyCoord):
             if prepared.center is None:
                 raise ValueError("lens_center: a SkyCoord needs data with a celestial WCS; "

@@ -194,7 +194,7 @@ class LensEstimate:
         if self.prepared.center is None:
             return None
         n, d = self.prepared.preset.npix, self.prepared.pixel_scale
-        i, j = lensmodel.angle_to_pixel(self.mean[4], self.mean[5], n, d)
+        i, j = lensmodel.angle_to_pixel(*lensmodel.lens_center(self.mean), n, d)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return self.prepared.wcs.pixel_to_world(float(i), float(j)).icrs
@@ -202,7 +202,7 @@ class LensEstimate:
     @property
     def center_pixel(self):
         """Zero-based ``(x, y)`` pixel of the lens centre in the input image (linearised)."""
-        return self.prepared.offset_to_input_pixel(self.mean[4], self.mean[5])
+        return self.prepared.offset_to_input_pixel(*lensmodel.lens_center(self.mean))
 
     def sky_quantities(self) -> dict:
         """Axis ratio, position angle, shear and shear angle with errors (`derived_quantities`)."""

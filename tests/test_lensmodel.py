@@ -108,3 +108,24 @@ def test_survey_priors_within_bounds_and_moments():
         assert draws[:, k].min() >= low and draws[:, k].max() <= high
         assert draws[:, k].mean() == pytest.approx(mean[k], abs=4 * std[k] / np.sqrt(20000))
         assert draws[:, k].std() == pytest.approx(std[k], rel=0.05)
+
+
+def test_the_parameter_table_drives_the_conversions():
+    p = np.arange(1.0, 9.0)
+    kwargs = lensmodel.to_lenstronomy_kwargs(p)
+    for i, spec in enumerate(lensmodel.PARAMETERS):
+        assert lensmodel.INDEX[spec.name] == i
+        assert kwargs[lensmodel.LENS_MODEL_LIST.index(spec.component)][spec.key] == p[i]
+    assert lensmodel.lens_center(p) == (5.0, 6.0)
+    # the shear is anchored at the lens centre
+    assert (kwargs[1]["ra_0"], kwargs[1]["dec_0"]) == lensmodel.lens_center(p)
+
+
+@pytest.mark.parametrize("preset", sorted(lensmodel.PRIORS))
+def test_the_fit_bounds_hold_every_prior(preset):
+    """At least the central 95% of each preset's prior (the seed's Gaussians are unbounded)."""
+    rng = np.random.default_rng(0)
+    for spec in lensmodel.PARAMETERS:
+        draws = lensmodel.PRIORS[preset][spec.name].sample(rng, 20000)
+        low, high = np.percentile(draws, [2.5, 97.5])
+        assert spec.bounds[0] <= low and high <= spec.bounds[1], (preset, spec.name)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lensmodel import INDEX, lens_center
+
 #: Made-up sky position of the image centre (ICRS, degrees).
 RA, DEC = 150.1163, 2.2057
 #: Angle (deg) by which the pixel grid is turned on the sky, east towards north.
@@ -33,7 +35,7 @@ BASE_SEED = 20240
 def _acceptable(sample) -> bool:
     m = sample["meta"]
     p = sample["params"]
-    return (m["snr"] > 25 and 1.0 < p[0] < 2.2 and 0.5 < m["lens_light_ratio"] < 6
+    return (m["snr"] > 25 and 1.0 < p[INDEX["theta_E"]] < 2.2 and 0.5 < m["lens_light_ratio"] < 6
             and m["psf_kind"] != "file")
 
 
@@ -46,8 +48,8 @@ def sky_frame_parameters(params, rotation_deg):
     c, s = np.cos(t), np.sin(t)
     c2, s2 = np.cos(2 * t), np.sin(2 * t)
     p = np.array(params, dtype=float, copy=True)
-    x, y = p[4], p[5]
-    p[4], p[5] = c * x - s * y, s * x + c * y
+    x, y = lens_center(p)
+    p[INDEX["center_x"]], p[INDEX["center_y"]] = c * x - s * y, s * x + c * y
     for i, j in ((2, 3), (6, 7)):
         a, b = p[i], p[j]
         p[i], p[j] = c2 * a - s2 * b, s2 * a + c2 * b
@@ -92,7 +94,8 @@ def make_example(path, seed=None):
     truth = sky_frame_parameters(sample["params"], ROTATION)
     sky = lensmodel.sky_quantities(truth)
     centre = SkyCoord(RA, DEC, unit="deg")
-    lens = centre.spherical_offsets_by(truth[4] * u.arcsec, truth[5] * u.arcsec)
+    dx, dy = lens_center(truth)
+    lens = centre.spherical_offsets_by(dx * u.arcsec, dy * u.arcsec)
 
     primary = fits.PrimaryHDU()
     h = primary.header

@@ -328,7 +328,7 @@ def lens_light_setup(kind, params, pixel_scale, npix, n_gaussians=12):
     """
     if kind not in LENS_LIGHT_CHOICES:
         raise ValueError(f"lens_light: expected one of {LENS_LIGHT_CHOICES}, got {kind!r}")
-    cx, cy = float(params[4]), float(params[5])
+    cx, cy = lensmodel.lens_center(params)
     if kind is None:
         return [], []
     if kind == "mge":
@@ -337,7 +337,7 @@ def lens_light_setup(kind, params, pixel_scale, npix, n_gaussians=12):
             "amp": np.ones(len(sigmas)), "sigma": sigmas, "e1": 0.0, "e2": 0.0,
             "center_x": cx, "center_y": cy,
         }]
-    theta_E = float(params[0])
+    theta_E = float(params[lensmodel.INDEX["theta_E"]])
     return ["SERSIC_ELLIPSE"], [{
         "amp": 1.0, "R_sersic": max(theta_E, 2 * pixel_scale), "n_sersic": 4.0,
         "e1": 0.0, "e2": 0.0, "center_x": cx, "center_y": cy,
@@ -440,10 +440,10 @@ def fit_lens_light(data, psf_class, img, noise, use, fixed_columns, kind, params
         r = d_perp - lw @ coef
         return float(r @ r)
 
-    center = (float(params[4]), float(params[5]))
+    center = lensmodel.lens_center(params)
     resid = np.zeros_like(img)
     resid[use] = (dw - q @ (q.T @ dw)) / sw  # data minus the best fit of the fixed columns
-    window = max(3 * d, 0.5 * float(params[0]))
+    window = max(3 * d, 0.5 * float(params[lensmodel.INDEX["theta_E"]]))
     kwargs_ll[0]["e1"], kwargs_ll[0]["e2"] = moment_ellipticity(resid, center, d, window, use)
     if not fit_shape:
         return ll_list, kwargs_ll, 0

@@ -227,11 +227,11 @@ def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pix
     kwargs_lens = lensmodel.to_lenstronomy_kwargs(p)
     kwargs_numerics = {"supersampling_factor": int(supersampling),
                        "supersampling_convolution": False}
-    lens_center = (p[4], p[5])
+    lens_center = lensmodel.lens_center(p)
 
     # 1. a broad basis on the lens centre, covering the multiply imaged region;
     #    the lens light's shape is fitted here
-    reach = 0.6 * p[0] + 2 * d
+    reach = 0.6 * p[lensmodel.INDEX["theta_E"]] + 2 * d
     n_first = min(int(n_max), 6)
     fit, source_model, kwargs_source, ll_list, kwargs_ll, _, _ = _solve(
         data, psf_class, lens_model, kwargs_lens, img, noise, use, n_first,

@@ -45,9 +45,9 @@ __all__ = ["PixelatedSource", "invert_pixelated", "as_relens_result", "EvidenceC
            "DEFAULT_EVIDENCE_THRESHOLD", "field_masks", "source_vertices",
            "smooth_light_columns", "light_centroid"]
 
-_THETA_E = lensmodel.PARAMETER_NAMES.index("theta_E")
-_CENTER_X = lensmodel.PARAMETER_NAMES.index("center_x")
-_CENTER_Y = lensmodel.PARAMETER_NAMES.index("center_y")
+_THETA_E = lensmodel.INDEX["theta_E"]
+_CENTER_X = lensmodel.INDEX["center_x"]
+_CENTER_Y = lensmodel.INDEX["center_y"]
 
 #: Image pixels closer to the lens centre than this fraction of theta_E are not
 #: traced to the source (see `invert_pixelated`).

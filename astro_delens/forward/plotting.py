@@ -42,7 +42,7 @@ def critical_curves_and_caustics(params, window, grid_scale):
     ext = LensModelExtensions(LensModel(list(lensmodel.LENS_MODEL_LIST)))
     return ext.critical_curve_caustics(
         lensmodel.to_lenstronomy_kwargs(p), compute_window=float(window),
-        grid_scale=float(grid_scale), center_x=float(p[4]), center_y=float(p[5]),
+        grid_scale=float(grid_scale), center_x=lensmodel.lens_center(p)[0], center_y=lensmodel.lens_center(p)[1],
     )
 
 
@@ -118,7 +118,7 @@ def plot_relens(result, fig=None, residual_range=5.0, critical_curves=True):
     axes[2].set_title(f"residuals / noise: chi2_red {result.reduced_chi2:.2f} ({status})")
     fig.colorbar(im, ax=axes[2], shrink=0.85)
 
-    center = (result.params[4], result.params[5])
+    center = lensmodel.lens_center(result.params)
     m = result.source.shape[0]
     sext = source_extent(m, result.source_pixel_scale, center)
     im = axes[3].imshow(result.source, origin="lower", extent=sext, cmap="magma")

@@ -75,7 +75,7 @@ SOURCE_MODELS = ("SHAPELETS", "SERSIC_ELLIPSE+SHAPELETS")
 #: Smallest prior width used for each lens parameter (a network's sigma below
 #: it is raised to it), so that an over-confident network cannot freeze a
 #: parameter.
-DEFAULT_STD_FLOOR = np.array([0.005, 0.01, 0.005, 0.005, 0.005, 0.005, 0.003, 0.003])
+DEFAULT_STD_FLOOR = np.array([spec.std_floor for spec in lensmodel.PARAMETERS])
 
 #: Systematic uncertainties of a refinement with the default settings, per preset: the
 #: floors that, added in quadrature to the Fisher errors, make the 1-sigma intervals hold
@@ -90,15 +90,14 @@ SYSTEMATIC_STD = {
     "seed": (0.0014, 0.0213, 0.0097, 0.0055, 0.0023, 0.0017, 0.0049, 0.0043),
 }
 
-#: Hard limits of the lens parameters in the fit (lenstronomy ``EPL`` needs
-#: 1 < gamma < 3).
+#: Hard limits of the lens parameters in the fit (`astro_delens.lensmodel.PARAMETERS`).
 PARAMETER_BOUNDS = (
-    np.array([0.02, 1.2, -0.6, -0.6, -np.inf, -np.inf, -0.4, -0.4]),
-    np.array([20.0, 2.8, 0.6, 0.6, np.inf, np.inf, 0.4, 0.4]),
+    np.array([spec.bounds[0] for spec in lensmodel.PARAMETERS]),
+    np.array([spec.bounds[1] for spec in lensmodel.PARAMETERS]),
 )
 
-_LENS_KEYS = [(0, "theta_E"), (0, "gamma"), (0, "e1"), (0, "e2"), (0, "center_x"),
-              (0, "center_y"), (1, "gamma1"), (1, "gamma2")]
+_LENS_KEYS = [(lensmodel.LENS_MODEL_LIST.index(spec.component), spec.key)
+              for spec in lensmodel.PARAMETERS]
 
 
 @dataclass
@@ -212,7 +211,8 @@ def _source_params(source_model, n_max, beta, center, d, lens_std):
     uncertainty (Einstein radius and centre) can shift it by.
     """
     cx, cy = float(center[0]), float(center[1])
-    shift = 2.0 * (lens_std[0] + max(lens_std[4], lens_std[5]))
+    i = lensmodel.INDEX
+    shift = 2.0 * (lens_std[i["theta_E"]] + max(lens_std[i["center_x"]], lens_std[i["center_y"]]))
     sig, box = 0.5 * d + 0.25 * shift, 5 * d + shift
     shp = {"n_max": int(n_max), "beta": float(beta), "center_x": cx, "center_y": cy}
     shp_sigma = {"beta": 0.25 * beta, "center_x": sig, "center_y": sig}
@@ -494,7 +494,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
             raise ValueError(f"n_max: must be a non-negative integer or 'auto', got {n_max!r}")
         n_max, inv = lowest_bic([int(n_max)], start)
         n_swarm = min(n_max, swarm_n_max) if polish else n_max
-    beta0 = min(inv.beta, shapelet_scale(0.6 * start[0] + 2 * d, n_swarm))
+    beta0 = min(inv.beta, shapelet_scale(0.6 * start[lensmodel.INDEX["theta_E"]] + 2 * d, n_swarm))
 
     kwargs_lens_init = lensmodel.to_lenstronomy_kwargs(start)
     lens_sigma = [{}, {}]
@@ -571,7 +571,8 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         jj, ii = np.mgrid[0:n, 0:n]
         xx, yy = lensmodel.pixel_to_angle(ii, jj, n, d)
         region = binary_dilation(np.abs(inv.arcs_model) > noise, iterations=2)
-        region |= np.hypot(xx - start[4], yy - start[5]) < max(3 * d, 0.3)
+        cx, cy = lensmodel.lens_center(start)
+        region |= np.hypot(xx - cx, yy - cy) < max(3 * d, 0.3)
         kwargs_numerics = {"supersampling_factor": int(supersampling),
                            "compute_mode": "adaptive", "supersampled_indexes": region,
                            "supersampling_convolution": False}
@@ -699,7 +700,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     source = None
     if source_npix is not None:
         source = evaluate_on_source_grid(source_light, kw_src, int(source_npix),
-                                         float(source_pixel_scale), (best[4], best[5]))
+                                         float(source_pixel_scale), lensmodel.lens_center(best))
     settings = {
         "refined": True,
         "method": "lenstronomy FittingSequence PSO" + (" + least-squares polish" if polish else "")

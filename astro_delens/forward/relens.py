@@ -384,7 +384,7 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
                        "supersampling_convolution": False}
     lens_model = LensModel(list(lensmodel.LENS_MODEL_LIST))
     kwargs_lens = lensmodel.to_lenstronomy_kwargs(p)
-    center = (p[4], p[5])
+    center = lensmodel.lens_center(p)
 
     # The lensed source for unit amplitude, computed once.
     arcs_unit = _lensed(data, psf_class, lens_model, kwargs_lens, src, ds, kwargs_numerics)

@@ -200,7 +200,7 @@ class LensSimulator:
         else:
             profile, kind = self.generator.draw(source_rng)
             source_id = f"procedural:{np.random.SeedSequence(seed).entropy}"
-        offset = source_offset(params[0], source_rng)
+        offset = source_offset(params[lensmodel.INDEX["theta_E"]], source_rng)
         return profile, kind, source_id, offset
 
     def _psf(self, rng):
@@ -215,8 +215,8 @@ class LensSimulator:
         return psf, kind, measured
 
     def _lens_light_kwargs(self, params, rng):
-        theta_E = params[0]
-        phi, q = lensmodel_phi_q(params[2], params[3])
+        theta_E = params[lensmodel.INDEX["theta_E"]]
+        phi, q = lensmodel_phi_q(params[lensmodel.INDEX["e1"]], params[lensmodel.INDEX["e2"]])
         q_light = np.clip(q * rng.uniform(0.85, 1.15), 0.3, 1.0)
         phi_light = phi + rng.normal(0.0, np.radians(10.0))
         from lenstronomy.Util.param_util import phi_q2_ellipticity
@@ -225,8 +225,8 @@ class LensSimulator:
         return {
             "amp": 1.0, "R_sersic": float(theta_E * np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
             "n_sersic": float(rng.uniform(2.0, 5.0)), "e1": float(e1), "e2": float(e2),
-            "center_x": float(params[4] + rng.normal(0, 0.01)),
-            "center_y": float(params[5] + rng.normal(0, 0.01)),
+            "center_x": float(params[lensmodel.INDEX["center_x"]] + rng.normal(0, 0.01)),
+            "center_y": float(params[lensmodel.INDEX["center_y"]] + rng.normal(0, 0.01)),
         }
 
     # -- the sample -----------------------------------------------------------

@@ -149,9 +149,9 @@ class SkySimulator(LensSimulator):
     # -- light ------------------------------------------------------------------
     def _lens_light(self, params, rng):
         """Bulge and envelope keywords (amp 1) and the envelope's share of the flux."""
-        theta_e = params[0]
-        phi, q = lensmodel_phi_q(params[2], params[3])
-        cx, cy = params[4] + rng.normal(0, 0.01), params[5] + rng.normal(0, 0.01)
+        theta_e = params[lensmodel.INDEX["theta_E"]]
+        phi, q = lensmodel_phi_q(params[lensmodel.INDEX["e1"]], params[lensmodel.INDEX["e2"]])
+        cx, cy = (c + rng.normal(0, 0.01) for c in lensmodel.lens_center(params))
         q_bulge = float(np.clip(q * rng.uniform(0.8, 1.2), 0.4, 1.0))
         phi_bulge = phi + rng.normal(0.0, np.radians(10.0))
         bulge = _sersic(cx, cy, theta_e * _log_uniform(rng, 0.15, 0.6),
@@ -164,7 +164,7 @@ class SkySimulator(LensSimulator):
 
     def _field_objects(self, params, rng, width):
         """Neighbours and satellites (Sersic keywords with a peak ratio) and stars."""
-        theta_e = params[0]
+        theta_e = params[lensmodel.INDEX["theta_E"]]
         half = width / 2.0
         galaxies = []
         for _ in range(int(rng.poisson(2.0))):
@@ -176,7 +176,8 @@ class SkySimulator(LensSimulator):
         if rng.uniform() < 0.35:  # a satellite or interloper close to the ring
             r = theta_e * rng.uniform(0.6, 1.8)
             a = rng.uniform(0, 2 * np.pi)
-            galaxies.append((_sersic(params[4] + r * np.cos(a), params[5] + r * np.sin(a),
+            cx, cy = lensmodel.lens_center(params)
+            galaxies.append((_sersic(cx + r * np.cos(a), cy + r * np.sin(a),
                                      _log_uniform(rng, 0.05, 0.4), rng.uniform(0.5, 4.0),
                                      rng.uniform(0.4, 1.0), rng.uniform(0, np.pi)),
                              _log_uniform(rng, 0.2, 5.0)))
