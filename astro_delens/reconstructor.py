@@ -39,8 +39,8 @@ from .estimator import LensParameterEstimator
 from .exceptions import AstroDelensWarning
 from .front import NetworkFront, load_network
 from .nn.registry import DEFAULT_SYMMETRIES, default_model
-from .results import LensEstimate, make_source
-from .source_result import run_inversion, run_relens_check
+from .results import LensEstimate
+from .source_result import make_source, run_inversion, run_relens_check
 
 #: Where `SourceReconstructor` takes the source from.
 SOURCE_METHODS = ("network", "inversion")
@@ -222,15 +222,27 @@ class SourceReconstructor(NetworkFront):
         masks = np.stack([p.mask for p in prepared])
         sources = self._model.predict(images, noises, masks, batch_size=self.batch_size,
                                       symmetries=self.symmetries)
-        out = []
-        for src, p, (center, how), estimate in zip(sources, prepared, lens_centers, estimates):
-            source = make_source(src, p, self.model_info, center, how,
-                                 self._estimator_cards(how))
-            source.lens = estimate
-            if check:
-                self.attach_check(source, **(check_options or {}))
-            out.append(source)
-        return out
+        return [make_source(src, p, self.model_info, center, how, self._estimator_cards(how),
+                            lens=estimate,
+                            check=self._network_check(src, p, estimate, check_options)
+                            if check else None)
+                for src, p, (center, how), estimate
+                in zip(sources, prepared, lens_centers, estimates)]
+
+    @staticmethod
+    def _network_check(source, prepared, estimate, options, stacklevel=5):
+        """The re-lensing check of a network's source (None, with a warning, when it cannot run)."""
+        if estimate is None:
+            warnings.warn(AstroDelensWarning(
+                f"{prepared.label}: re-lensing check skipped: it needs a lens estimate "
+                "(an estimator, or lens_center given as a LensEstimate)"), stacklevel=stacklevel)
+            return None
+        if not np.any(source):
+            warnings.warn(AstroDelensWarning(
+                f"{prepared.label}: re-lensing check skipped: the reconstructed source is "
+                "empty"), stacklevel=stacklevel)
+            return None
+        return run_relens_check(source, prepared, estimate.mean, **(options or {}))
 
     def _inverted_source(self, prepared, lens_center, estimate, check, check_options):
         """The pixelated inversion's source at ``estimate``, with its fit as the check."""
@@ -244,11 +256,8 @@ class SourceReconstructor(NetworkFront):
         cards["ADSRCMTH"] = ("inversion", "source: regularised pixelated inversion")
         cards["ADREGLAM"] = (float(inversion.regularization), "inversion regularisation")
         cards["ADLOGZ"] = (float(inversion.log_evidence), "inversion ln evidence")
-        source = make_source(inversion.source, prepared, self.model_info, center, how, cards)
-        source.lens = estimate
-        if check:
-            source.check = check_result
-        return source
+        return make_source(inversion.source, prepared, self.model_info, center, how, cards,
+                           lens=estimate, check=check_result if check else None)
 
     def _estimator_cards(self, how):
         """Header cards naming the estimator that gave the lens centre (if it did)."""
@@ -261,9 +270,8 @@ class SourceReconstructor(NetworkFront):
                 extra["ADESTSHA"] = (sha, "")
         return extra
 
-    @staticmethod
-    def attach_check(source, **options):
-        """Run the re-lensing check on a reconstructed source and attach it (``source.check``).
+    def attach_check(self, source, **options):
+        """The source with its re-lensing check (a new object; ``source`` is left as it is).
 
         Parameters
         ----------
@@ -272,24 +280,19 @@ class SourceReconstructor(NetworkFront):
         **options
             Keywords of `astro_delens.forward.relens_check`.
 
+        Returns
+        -------
+        `~astro_delens.source_result.ReconstructedSource`
+            ``source`` itself when the check cannot run (with a warning).
+
         Warns
         -----
         `~astro_delens.exceptions.AstroDelensWarning`
             The check cannot run: no lens estimate, or an empty source.
         """
-        prepared, estimate = source.prepared, source.lens
-        if estimate is None:
-            warnings.warn(AstroDelensWarning(
-                f"{prepared.label}: re-lensing check skipped: it needs a lens estimate "
-                "(an estimator, or lens_center given as a LensEstimate)"), stacklevel=4)
-            return
-        if not np.any(source.data):
-            warnings.warn(AstroDelensWarning(
-                f"{prepared.label}: re-lensing check skipped: the reconstructed source is "
-                "empty"), stacklevel=4)
-            return
-        source.check = run_relens_check(source.data, prepared, estimate.mean, **options)
-        return source
+        check = self._network_check(np.asarray(source.data), source.prepared, source.lens,
+                                    options, stacklevel=3)
+        return source if check is None else source.with_check(check)
 
     # -- public ------------------------------------------------------------
     def reconstruct(self, data, *, pixel_scale=None, position=None, size=None, noise=None,

@@ -6,8 +6,6 @@
   the derived sky quantities (axis ratio, position angle east of north, shear
   strength and angle, their errors propagated by sampling the Gaussian) and the
   lens centre as a `~astropy.coordinates.SkyCoord` when the input had a WCS.
-* `make_source` wraps a reconstructed source into a `~astropy.nddata.CCDData`
-  with a source-plane WCS whose reference pixel is the lens centre.
 * `provenance_header` records model, versions, checksums and the preprocessing
   steps as FITS cards; `write_table` and `write_fits` write atomically.
 
@@ -43,7 +41,6 @@ __all__ = [
     "LensEstimate",
     "derived_quantities",
     "estimates_table",
-    "make_source",
     "provenance_header",
     "write_table",
     "write_fits",
@@ -355,64 +352,6 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
         text = ", ".join(f"{k}={v}" for k, v in step.items() if k != "step")
         h.add_history(_ascii(f"astro_delens step {i} {step['step']}: {text}"))
     return h
-
-
-def make_source(source, prepared, model, lens_center, lens_center_source, extra=None):
-    """Wrap a reconstructed source array into a `~astropy.nddata.CCDData`.
-
-    Parameters
-    ----------
-    source : numpy.ndarray, shape (S, S)
-        Flux per source pixel (``preset.source_pixel_scale``), north up, east left,
-        centred on the lens centre.
-    prepared : `~astro_delens.cutout.PreparedCutout`
-    model : dict
-        Provenance of the reconstructor (see `provenance_header`).
-    lens_center : tuple of float
-        ``(x, y)`` offsets of the lens centre from the cutout centre in arcsec.
-    lens_center_source : str
-        How the lens centre was found (recorded in the header).
-
-    Returns
-    -------
-    `~astro_delens.source_result.ReconstructedSource`
-        A `~astropy.nddata.CCDData` with a TAN WCS centred on the lens centre when
-        the input had a celestial WCS, else a linear WCS of offsets in arcsec from
-        the cutout centre (x east, y north; the reference pixel holds the lens
-        centre); its ``prepared`` is ``prepared`` and it has no check yet.
-    """
-    from .cutout import linear_wcs, tan_wcs
-    from .source_result import ReconstructedSource
-
-    preset = prepared.preset
-    s_npix, s_scale = source.shape[0], float(preset.source_pixel_scale)
-    cx, cy = (float(v) for v in lens_center)
-    cards = {
-        "ADSRCSC": (s_scale, "[arcsec] source-plane pixel scale"),
-        "ADLENSX": (round(cx, 6), "[arcsec] lens centre east of the cutout centre"),
-        "ADLENSY": (round(cy, 6), "[arcsec] lens centre north of the cutout centre"),
-        "ADLENSRC": (_ascii(lens_center_source, 60), "how the lens centre was found"),
-        "ADSRCREF": (float(preset.source_reference_fwhm),
-                     "[arcsec] FWHM of the source reference PSF"),
-    }
-    if prepared.center is not None:
-        n, d = prepared.preset.npix, prepared.pixel_scale
-        i, j = lensmodel.angle_to_pixel(cx, cy, n, d)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            lens_sky = prepared.wcs.pixel_to_world(float(i), float(j)).icrs
-        wcs = tan_wcs(lens_sky, s_npix, s_scale)
-        cards["ADLENSRA"] = (round(lens_sky.ra.deg, 8), "[deg] lens centre RA (ICRS)")
-        cards["ADLENSDE"] = (round(lens_sky.dec.deg, 8), "[deg] lens centre Dec (ICRS)")
-    else:
-        wcs = linear_wcs(s_npix, s_scale, crval=(cx, cy))
-    cards.update(extra or {})
-    header = provenance_header(model, prepared, cards)
-    unit = prepared.unit if prepared.unit is not None else u.dimensionless_unscaled
-    out = ReconstructedSource(np.asarray(source, dtype=np.float32).copy(), unit=unit, wcs=wcs,
-                              meta=header)
-    out.prepared = prepared
-    return out
 
 
 # --------------------------------------------------------------------------

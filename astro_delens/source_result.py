@@ -1,5 +1,9 @@
 """`ReconstructedSource`: a reconstructed source that carries its re-lensing check.
 
+`make_source` builds it, once, with everything it carries; the checks come
+from `run_relens_check` (a network's source) or `run_inversion` (a pixelated
+source, whose check is its own fit).
+
 `~astro_delens.SourceReconstructor.reconstruct` returns the source as a
 `~astropy.nddata.CCDData` (data, unit, source-plane WCS, provenance header).
 This subclass adds what the physics says about it: the lens estimate that was
@@ -24,11 +28,82 @@ from astropy.nddata import CCDData
 
 from .psf_defaults import psf_keywords
 
-__all__ = ["ReconstructedSource", "run_relens_check", "run_inversion", "NoCheckError"]
+__all__ = ["ReconstructedSource", "make_source", "run_relens_check", "run_inversion",
+           "NoCheckError"]
 
 
 class NoCheckError(AttributeError):
     """Asked for a re-lensing result of a source that was not checked."""
+
+
+def make_source(source, prepared, model, lens_center, lens_center_source, extra=None,
+                lens=None, check=None):
+    """Wrap a reconstructed source array into a `ReconstructedSource`, built once.
+
+    Parameters
+    ----------
+    source : numpy.ndarray, shape (S, S)
+        Flux per source pixel (``preset.source_pixel_scale``), north up, east left,
+        centred on the lens centre.
+    prepared : `~astro_delens.cutout.PreparedCutout`
+    model : dict
+        Provenance of the reconstructor (see `provenance_header`).
+    lens_center : tuple of float
+        ``(x, y)`` offsets of the lens centre from the cutout centre in arcsec.
+    lens_center_source : str
+        How the lens centre was found (recorded in the header).
+    extra : dict, optional
+        More header cards, ``{keyword: (value, comment)}``.
+    lens : `~astro_delens.results.LensEstimate`, optional
+        The lens estimate the source grid is centred on.
+    check : `~astro_delens.forward.RelensResult`, optional
+        The re-lensing check of the source.
+
+    Returns
+    -------
+    ReconstructedSource
+        A `~astropy.nddata.CCDData` with a TAN WCS centred on the lens centre when
+        the input had a celestial WCS, else a linear WCS of offsets in arcsec from
+        the cutout centre (x east, y north; the reference pixel holds the lens
+        centre), carrying ``prepared``, ``lens`` and ``check``.
+    """
+    import warnings
+
+    import astropy.units as u
+
+    from . import lensmodel
+    from .cutout import linear_wcs, tan_wcs
+    from .results import _ascii, provenance_header
+
+    preset = prepared.preset
+    s_npix, s_scale = source.shape[0], float(preset.source_pixel_scale)
+    cx, cy = (float(v) for v in lens_center)
+    cards = {
+        "ADSRCSC": (s_scale, "[arcsec] source-plane pixel scale"),
+        "ADLENSX": (round(cx, 6), "[arcsec] lens centre east of the cutout centre"),
+        "ADLENSY": (round(cy, 6), "[arcsec] lens centre north of the cutout centre"),
+        "ADLENSRC": (_ascii(lens_center_source, 60), "how the lens centre was found"),
+        "ADSRCREF": (float(preset.source_reference_fwhm),
+                     "[arcsec] FWHM of the source reference PSF"),
+    }
+    if prepared.center is not None:
+        n, d = prepared.preset.npix, prepared.pixel_scale
+        i, j = lensmodel.angle_to_pixel(cx, cy, n, d)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lens_sky = prepared.wcs.pixel_to_world(float(i), float(j)).icrs
+        wcs = tan_wcs(lens_sky, s_npix, s_scale)
+        cards["ADLENSRA"] = (round(lens_sky.ra.deg, 8), "[deg] lens centre RA (ICRS)")
+        cards["ADLENSDE"] = (round(lens_sky.dec.deg, 8), "[deg] lens centre Dec (ICRS)")
+    else:
+        wcs = linear_wcs(s_npix, s_scale, crval=(cx, cy))
+    cards.update(extra or {})
+    header = provenance_header(model, prepared, cards)
+    unit = prepared.unit if prepared.unit is not None else u.dimensionless_unscaled
+    out = ReconstructedSource(np.asarray(source, dtype=np.float32).copy(), unit=unit, wcs=wcs,
+                              meta=header)
+    out.prepared, out.lens, out.check = prepared, lens, check
+    return out
 
 
 def run_relens_check(source, prepared, params, **kwargs):
@@ -195,6 +270,14 @@ class ReconstructedSource(CCDData):
         if self.prepared is None:
             raise NoCheckError("plot: this source has neither a check nor its prepared cutout")
         return plot_reconstruction(self.prepared, self, path, title=title or label)
+
+    def with_check(self, check):
+        """A copy of this source that carries ``check`` (this one is left as it is)."""
+        import copy
+
+        out = copy.copy(self)
+        out.check = check
+        return out
 
     def to_hdu(self, *args, **kwargs):
         """HDUList of the source; with the check, its images as extensions (see module doc)."""

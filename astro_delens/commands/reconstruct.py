@@ -105,7 +105,7 @@ def write_source(rec, source, target, plot, command, check):
 
     source.meta.add_history(f"made by: {command}")
     if check:
-        rec.attach_check(source)
+        source = rec.attach_check(source)
     write_fits(source, target, overwrite=True)
     if plot is not None:
         source.plot(plot)
