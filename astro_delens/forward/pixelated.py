@@ -29,7 +29,7 @@ The steps, top to bottom in `invert_pixelated`:
    interpolated linearly on the mesh; the lensed images of the vertices are
    convolved with the PSF, and the source, the light's amplitudes and the
    background are solved together, ``lambda`` by the evidence.
-""""""
+"""
 
 from __future__ import annotations
 
