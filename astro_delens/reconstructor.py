@@ -95,7 +95,7 @@ class SourceReconstructor(NetworkFront):
         Where the source comes from. ``"network"`` (the default, fast): the
         source network (U-Net). ``"inversion"``: a regularised pixelated
         source solved for at the estimated lens together with the lens light
-        (`astro_delens.forward.invert_pixelated`, 1-3 CPU seconds per image);
+        (`astro_delens.forward.invert_pixelated`, 2-15 CPU seconds per image);
         it explains the data as well as that lens allows, and its check is
         its own fit. It needs a lens estimate (an estimator, or
         ``lens_center`` given as a `~astro_delens.results.LensEstimate`).
@@ -222,8 +222,9 @@ class SourceReconstructor(NetworkFront):
         masks = np.stack([p.mask for p in prepared])
         sources = self._model.predict(images, noises, masks, batch_size=self.batch_size,
                                       symmetries=self.symmetries)
-        return [make_source(src, p, self.model_info, center, how, self._estimator_cards(how),
-                            lens=estimate,
+        cards = {"ADSRCMTH": ("network", "source: the source network")}
+        return [make_source(src, p, self.model_info, center, how,
+                            {**self._estimator_cards(how), **cards}, lens=estimate,
                             check=self._network_check(src, p, estimate, check_options)
                             if check else None)
                 for src, p, (center, how), estimate
