@@ -42,6 +42,7 @@ __all__ = [
     "derived_quantities",
     "estimates_table",
     "provenance_header",
+    "header_text",
     "write_table",
     "write_fits",
     "plot_reconstruction",
@@ -300,7 +301,8 @@ def _add_refinement_columns(table, estimates, labels):
 # --------------------------------------------------------------------------
 # sources
 # --------------------------------------------------------------------------
-def _ascii(text, limit=None):
+def header_text(text, limit=None):
+    """``text`` as a FITS header value: ASCII (other characters as ``?``), cut to ``limit``."""
     s = str(text).encode("ascii", "replace").decode("ascii")
     return s if limit is None else s[:limit]
 
@@ -329,10 +331,10 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
     h["ORIGIN"] = ("astro_delens", "software that made this file")
     h["ADVERS"] = (__version__, "astro_delens version")
     kind = model.get("kind", "model")
-    h["ADKIND"] = (_ascii(kind), "network that made this")
-    h["ADMODEL"] = (_ascii(model.get("name")), "model name")
-    h["ADMODVER"] = (_ascii(model.get("version")), "model version")
-    h["ADPRESET"] = (_ascii(model.get("preset")), "model preset (grid, training domain)")
+    h["ADKIND"] = (header_text(kind), "network that made this")
+    h["ADMODEL"] = (header_text(model.get("name")), "model name")
+    h["ADMODVER"] = (header_text(model.get("version")), "model version")
+    h["ADPRESET"] = (header_text(model.get("preset")), "model preset (grid, training domain)")
     if model.get("symmetries") is not None:
         h["ADSYMM"] = (int(model["symmetries"]), "answers averaged over N turns/flips")
     sha = model.get("sha256") or {}
@@ -340,17 +342,17 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
         h["ADSHAW"] = (sha["model.weights.h5"], "")
     if "config.json" in sha:
         h["ADSHAC"] = (sha["config.json"], "")
-    h["ADINPUT"] = (_ascii(prepared.label, 60), "input image")
+    h["ADINPUT"] = (header_text(prepared.label, 60), "input image")
     h["ADPIXSC"] = (float(prepared.pixel_scale), "[arcsec] model image pixel scale")
     h["ADINSC"] = (round(float(prepared.input_pixel_scale), 6), "[arcsec] input pixel scale")
     for key, value in (extra or {}).items():
         h[key] = value
-    h["ADSTEPS"] = (_ascii(json.dumps([dict(s) for s in prepared.steps],
+    h["ADSTEPS"] = (header_text(json.dumps([dict(s) for s in prepared.steps],
                                       default=_json_default, separators=(",", ":"))),
                     "preprocessing steps (JSON)")
     for i, step in enumerate(prepared.steps, 1):
         text = ", ".join(f"{k}={v}" for k, v in step.items() if k != "step")
-        h.add_history(_ascii(f"astro_delens step {i} {step['step']}: {text}"))
+        h.add_history(header_text(f"astro_delens step {i} {step['step']}: {text}"))
     return h
 
 

@@ -47,7 +47,7 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
         centred on the lens centre.
     prepared : `~astro_delens.cutout.PreparedCutout`
     model : dict
-        Provenance of the reconstructor (see `provenance_header`).
+        Provenance of the reconstructor (see `~astro_delens.results.provenance_header`).
     lens_center : tuple of float
         ``(x, y)`` offsets of the lens centre from the cutout centre in arcsec.
     lens_center_source : str
@@ -73,7 +73,7 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
 
     from . import lensmodel
     from .cutout import linear_wcs, tan_wcs
-    from .results import _ascii, provenance_header
+    from .results import header_text, provenance_header
 
     preset = prepared.preset
     s_npix, s_scale = source.shape[0], float(preset.source_pixel_scale)
@@ -82,7 +82,7 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
         "ADSRCSC": (s_scale, "[arcsec] source-plane pixel scale"),
         "ADLENSX": (round(cx, 6), "[arcsec] lens centre east of the cutout centre"),
         "ADLENSY": (round(cy, 6), "[arcsec] lens centre north of the cutout centre"),
-        "ADLENSRC": (_ascii(lens_center_source, 60), "how the lens centre was found"),
+        "ADLENSRC": (header_text(lens_center_source, 60), "how the lens centre was found"),
         "ADSRCREF": (float(preset.source_reference_fwhm),
                      "[arcsec] FWHM of the source reference PSF"),
     }
