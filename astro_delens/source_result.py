@@ -148,7 +148,8 @@ def run_inversion(prepared, params, chi2_threshold=None, arc_chi2_threshold=None
     params : array-like (8,)
         Lens parameters (`astro_delens.lensmodel` order).
     chi2_threshold, arc_chi2_threshold : float, optional
-        The check's thresholds (default: those of `astro_delens.forward.relens_check`).
+        The check's thresholds (default: those of
+        ``astro_delens.forward.pixelated.as_relens_result``).
     **kwargs
         More keywords of `astro_delens.forward.invert_pixelated`.
 
