@@ -13,6 +13,7 @@ from astro_delens.forward import (
 )
 from astro_delens.forward.plotting import critical_curves_and_caustics, curve_grid_scale
 from astro_delens.presets import get_preset
+from lens_fixtures import survey_lens  # noqa: F401 (a fixture)
 
 PRESET = get_preset("survey")
 

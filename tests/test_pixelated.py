@@ -5,6 +5,7 @@ import pytest
 
 from astro_delens.forward import EvidenceCheck, PixelatedSource, evidence_check, invert_pixelated
 from astro_delens.presets import get_preset
+from lens_fixtures import survey_lens  # noqa: F401 (a fixture)
 
 PRESET = get_preset("survey")
 GRID = (PRESET.pixel_scale, PRESET.source_npix, PRESET.source_pixel_scale)

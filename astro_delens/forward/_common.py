@@ -18,6 +18,9 @@ from .. import lensmodel
 __all__ = [
     "image_grid_kwargs",
     "prepare_inputs",
+    "check_params",
+    "checked_inputs",
+    "check_source_grid",
     "make_psf",
     "source_grid_coordinates",
     "source_to_interpol_kwargs",
@@ -109,6 +112,42 @@ def prepare_inputs(image, noise_map, mask=None):
     noise = np.where(use, noise, big)
     img = np.where(use, img, 0.0)
     return img, noise, use
+
+
+def check_params(params):
+    """The eight lens parameters as a finite float array (ValueError otherwise)."""
+    p = np.asarray(params, dtype=float)
+    if p.shape != (len(lensmodel.PARAMETERS),):
+        raise ValueError(
+            f"params: expected 8 values {lensmodel.PARAMETER_NAMES}, got shape {p.shape}"
+        )
+    if not np.all(np.isfinite(p)):
+        raise ValueError("params: must be finite")
+    return p
+
+
+def checked_inputs(image, noise_map, params, pixel_scale, mask=None):
+    """`prepare_inputs`, `check_params` and a positive pixel scale, in one step.
+
+    Returns
+    -------
+    image, noise, use, params, pixel_scale
+    """
+    img, noise, use = prepare_inputs(image, noise_map, mask)
+    p = check_params(params)
+    d = float(pixel_scale)
+    if not d > 0:
+        raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
+    return img, noise, use, p, d
+
+
+def check_source_grid(source_npix, source_pixel_scale):
+    """``(npix, scale)`` of an output source grid (ValueError unless both are positive)."""
+    if int(source_npix) < 1:
+        raise ValueError(f"source_npix: must be positive, got {source_npix!r}")
+    if not float(source_pixel_scale) > 0:
+        raise ValueError(f"source_pixel_scale: must be positive, got {source_pixel_scale!r}")
+    return int(source_npix), float(source_pixel_scale)
 
 
 def make_psf(psf, pixel_scale, psf_fwhm=2.0):

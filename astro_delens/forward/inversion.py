@@ -18,14 +18,14 @@ import numpy as np
 from .. import lensmodel
 from ._common import (
     LENS_LIGHT_CHOICES,
+    check_source_grid,
+    checked_inputs,
     evaluate_on_source_grid,
     fit_lens_light,
     image_grid_kwargs,
     make_psf,
-    prepare_inputs,
     source_grid_coordinates,
 )
-from .relens import _check_params
 
 __all__ = ["SourceInversion", "invert_source", "shapelet_scale"]
 
@@ -205,15 +205,8 @@ def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pix
     from lenstronomy.LensModel.lens_model import LensModel
 
     t0 = time.perf_counter()
-    img, noise, use = prepare_inputs(image, noise_map, mask)
-    p = _check_params(params)
-    d = float(pixel_scale)
-    if not d > 0:
-        raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
-    if int(source_npix) < 1:
-        raise ValueError(f"source_npix: must be positive, got {source_npix!r}")
-    if not float(source_pixel_scale) > 0:
-        raise ValueError(f"source_pixel_scale: must be positive, got {source_pixel_scale!r}")
+    img, noise, use, p, d = checked_inputs(image, noise_map, params, pixel_scale, mask)
+    check_source_grid(source_npix, source_pixel_scale)
     if int(n_max) < 0:
         raise ValueError(f"n_max: must be >= 0, got {n_max!r}")
     if beta is not None and not float(beta) > 0:

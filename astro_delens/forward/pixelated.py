@@ -39,11 +39,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import lensmodel
-from ._common import image_grid_kwargs, make_psf, moment_ellipticity, prepare_inputs
+from ._common import (
+    check_params,
+    check_source_grid,
+    checked_inputs,
+    image_grid_kwargs,
+    make_psf,
+    moment_ellipticity,
+    prepare_inputs,
+)
 from .relens import (
     DEFAULT_ARC_CHI2_THRESHOLD,
     RelensResult,
-    _check_params,
     arc_region,
     flag_reasons,
 )
@@ -573,11 +580,8 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     from lenstronomy.LensModel.lens_model import LensModel
 
     t0 = time.perf_counter()
-    img, noise, use = prepare_inputs(image, noise_map, mask)
-    p = _check_params(params)
-    d = float(pixel_scale)
-    if not d > 0:
-        raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
+    img, noise, use, p, d = checked_inputs(image, noise_map, params, pixel_scale, mask)
+    check_source_grid(source_npix, source_pixel_scale)
     if int(supersampling) < 1:
         raise ValueError(f"supersampling: must be >= 1, got {supersampling!r}")
     if regularization is not None and not float(regularization) > 0:
@@ -727,7 +731,7 @@ def as_relens_result(inversion, image, noise_map, params, pixel_scale, source_pi
                                  inversion.residuals)
     reasons = flag_reasons(inversion.reduced_chi2, arc_red, 1.0, chi2_threshold,
                            arc_chi2_threshold)
-    p = _check_params(params)
+    p = check_params(params)
     return RelensResult(
         model_image=inversion.model_image, lens_light_model=light,
         arcs_model=inversion.arcs_model, residuals=inversion.residuals,
@@ -825,7 +829,7 @@ def evidence_check(image, noise_map, params, pixel_scale, source_npix, source_pi
     -------
     EvidenceCheck
     """
-    p = _check_params(params)
+    p = check_params(params)
     factors = np.array(sorted({1.0, *(float(s) for s in steps)}))
     if np.any(factors <= 0):
         raise ValueError(f"steps: must be positive factors, got {steps!r}")

@@ -49,6 +49,7 @@ import numpy as np
 
 from .. import lensmodel
 from ._common import (
+    check_params,
     LENS_LIGHT_CHOICES,
     evaluate_on_source_grid,
     image_grid_kwargs,
@@ -56,7 +57,6 @@ from ._common import (
     prepare_inputs,
 )
 from ..exceptions import RefinementWarning
-from .relens import _check_params
 
 __all__ = ["RefineResult", "refine", "SOURCE_MODELS", "DEFAULT_STD_FLOOR", "PARAMETER_BOUNDS",
            "N_MAX_AUTO", "SWARM_N_MAX", "SYSTEMATIC_STD"]
@@ -423,7 +423,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
 
     t0 = time.perf_counter()
     img, noise, use = prepare_inputs(image, noise_map, mask)
-    start = _check_params(params)
+    start = check_params(params)
     std = np.asarray(params_std, dtype=float)
     if std.shape != (8,) or not np.all(np.isfinite(std)) or np.any(std < 0):
         raise ValueError(f"params_std: expected 8 finite non-negative values, got {params_std!r}")

@@ -27,6 +27,7 @@ import numpy as np
 from .. import lensmodel
 from ._common import (
     LENS_LIGHT_CHOICES,
+    check_params,
     fit_lens_light,
     image_grid_kwargs,
     make_psf,
@@ -59,17 +60,6 @@ DEFAULT_ARC_CHI2_THRESHOLD = 2.0
 #: factor near 1; a wrong lens sends the lensed source off the arcs and the
 #: factor towards 0.
 DEFAULT_AMPLITUDE_RANGE = (0.5, 2.0)
-
-
-def _check_params(params):
-    p = np.asarray(params, dtype=float)
-    if p.shape != (8,):
-        raise ValueError(
-            f"params: expected 8 values {lensmodel.PARAMETER_NAMES}, got shape {p.shape}"
-        )
-    if not np.all(np.isfinite(p)):
-        raise ValueError("params: must be finite")
-    return p
 
 
 @dataclass
@@ -226,7 +216,7 @@ def render_lensed_source(params, source, source_pixel_scale, npix, pixel_scale, 
     from lenstronomy.Data.pixel_grid import PixelGrid
     from lenstronomy.LensModel.lens_model import LensModel
 
-    p = _check_params(params)
+    p = check_params(params)
     src = np.asarray(source, dtype=float)
     if src.ndim != 2 or src.shape[0] != src.shape[1]:
         raise ValueError(f"source: expected a square 2-d array, got shape {src.shape}")
@@ -358,7 +348,7 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
 
     t0 = time.perf_counter()
     img, noise, use = prepare_inputs(image, noise_map, mask)
-    p = _check_params(params)
+    p = check_params(params)
     src = np.asarray(source, dtype=float)
     if src.ndim != 2 or src.shape[0] != src.shape[1]:
         raise ValueError(f"source: expected a square 2-d array, got shape {src.shape}")

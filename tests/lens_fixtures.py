@@ -1,4 +1,5 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules (imported by them: a tests/conftest.py would
+clash with docs/conftest.py, both being top-level ``conftest`` modules)."""
 
 import pytest
 
