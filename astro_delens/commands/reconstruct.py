@@ -4,13 +4,13 @@ Each FILE is prepared as for "astro-delens predict", its lens centre estimated
 by the parameter network of the same model family, and its source
 reconstructed by the source network (or, with --method inversion, by a
 regularised pixelated inversion at the estimated lens). DIR/<name>_source.fits
-holds the source
-(flux per source pixel, north up, east left) with a WCS of the source plane
-whose reference pixel is the lens centre (a celestial TAN WCS when the input
-has one, else offsets in arcsec), and the provenance in its header: model name,
-version and SHA-256, and every preprocessing step. Unless --no-check is
-given, the source is re-lensed by the estimated lens (lenstronomy, with the
-lens light solved linearly) and the model image, lens light and normalised
+holds the source (flux per source pixel, north up, east left) with a WCS of the
+source plane whose reference pixel is the lens centre (a celestial TAN WCS
+when the input has one, else offsets in arcsec), and the provenance in its
+header: model name, version and SHA-256, and every preprocessing step. Unless
+--no-check is given, the source is re-lensed by the estimated lens
+(lenstronomy, with the lens light solved linearly; for an inversion, its own
+fit) and the model image, lens light and normalised
 residuals are added as extensions RELENS_MODEL, LENS_LIGHT and RESIDUALS, with
 the reduced chi^2 (RLCHI2) and the flag (RLFLAG, true when the re-lensed
 source does not explain the data) in the primary header. With --plot,
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the source comes from: the source network (default, "
                              "fast) or a regularised pixelated inversion at the estimated "
                              "lens, solved with the lens light (lenstronomy ray tracing; "
-                             "a few CPU seconds per file; its fit is the check)")
+                             "5-15 CPU seconds per file; its fit is the check)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the files whose source FITS file is already in DIR "
                              "(to finish an interrupted run)")
