@@ -24,6 +24,7 @@ __all__ = [
     "make_psf",
     "source_grid_coordinates",
     "source_to_interpol_kwargs",
+    "sample_on_source_grid",
     "evaluate_on_source_grid",
     "lens_light_setup",
     "moment_ellipticity",
@@ -259,14 +260,14 @@ def source_to_interpol_kwargs(source, source_pixel_scale, center):
     }
 
 
-def evaluate_on_source_grid(light_model, kwargs_light, source_npix, source_pixel_scale,
-                            center, subsample=3, reference_fwhm=None):
-    """Flux per source pixel of a lenstronomy light model on the source-plane grid.
+def sample_on_source_grid(surface_brightness, source_npix, source_pixel_scale, center,
+                          subsample=3, reference_fwhm=None):
+    """Flux per source pixel of a surface brightness on the source-plane grid.
 
     Parameters
     ----------
-    light_model : `lenstronomy.LightModel.light_model.LightModel`
-    kwargs_light : list of dict
+    surface_brightness : callable
+        ``f(x, y)`` -> flux per arcsec^2 at the (flat) arrays of positions.
     source_npix, source_pixel_scale : int, float
     center : (float, float)
         Grid centre (the lens centre).
@@ -282,7 +283,7 @@ def evaluate_on_source_grid(light_model, kwargs_light, source_npix, source_pixel
     """
     n, s = int(source_npix), int(subsample)
     x, y = source_grid_coordinates(n, source_pixel_scale, center, s)
-    sb = light_model.surface_brightness(x.ravel(), y.ravel(), kwargs_light).reshape(x.shape)
+    sb = np.asarray(surface_brightness(x.ravel(), y.ravel()), dtype=float).reshape(x.shape)
     sb = sb.reshape(n, s, n, s).mean(axis=(1, 3))
     out = sb * float(source_pixel_scale) ** 2
     if reference_fwhm is not None and reference_fwhm > 0:
@@ -293,6 +294,26 @@ def evaluate_on_source_grid(light_model, kwargs_light, source_npix, source_pixel
         )
         out = gaussian_filter(out, sigma_pix, mode="constant")
     return out
+
+
+def evaluate_on_source_grid(light_model, kwargs_light, source_npix, source_pixel_scale,
+                            center, subsample=3, reference_fwhm=None):
+    """Flux per source pixel of a lenstronomy light model on the source-plane grid.
+
+    Parameters
+    ----------
+    light_model : `lenstronomy.LightModel.light_model.LightModel`
+    kwargs_light : list of dict
+    source_npix, source_pixel_scale, center, subsample, reference_fwhm
+        As `sample_on_source_grid`.
+
+    Returns
+    -------
+    ndarray (source_npix, source_npix)
+    """
+    return sample_on_source_grid(
+        lambda x, y: light_model.surface_brightness(x, y, kwargs_light), source_npix,
+        source_pixel_scale, center, subsample=subsample, reference_fwhm=reference_fwhm)
 
 
 def moment_ellipticity(image, weight_center, pixel_scale, window_sigma, use=None):

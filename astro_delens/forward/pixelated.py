@@ -47,6 +47,7 @@ from ._common import (
     make_psf,
     moment_ellipticity,
     prepare_inputs,
+    sample_on_source_grid,
 )
 from .relens import (
     DEFAULT_ARC_CHI2_THRESHOLD,
@@ -144,15 +145,6 @@ class PixelatedSource:
     kwargs_lens_light: list = field(default_factory=list)
 
 
-def _robust_sigma(values):
-    """Standard deviation from the median absolute deviation."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 1.0
-    mad = float(np.median(np.abs(values - np.median(values))))
-    return 1.4826 * mad if mad > 0 else 1.0
-
-
 def fit_smooth_light(columns, n_light, data, weights):
     """Amplitudes of the smooth light: non-negative Gaussians, a free background plane.
 
@@ -199,6 +191,7 @@ def field_masks(img, noise, use, columns, n_light, radius, theta_e, iterations=3
     coef : ndarray (k,)
         The smooth light's amplitudes in the last fit.
     """
+    from astropy.stats import mad_std
     from scipy.ndimage import binary_dilation, label, uniform_filter
 
     weights = 1.0 / noise[use] ** 2
@@ -212,7 +205,8 @@ def field_masks(img, noise, use, columns, n_light, radius, theta_e, iterations=3
         resid = np.zeros(use.shape)
         resid[use] = (data - columns.T @ coef) * np.sqrt(weights)
         smooth = uniform_filter(resid, 3, mode="constant")
-        smooth /= _robust_sigma(smooth[use & ~(arcs | others)])
+        scatter = mad_std(smooth[use & ~(arcs | others)])
+        smooth /= scatter if scatter > 0 else 1.0
         patches, _ = label(np.abs(smooth) > min(arc_threshold, outlier_threshold))
         in_zone = np.unique(patches[zone & (smooth > arc_threshold)])
         arc_patch = np.isin(patches, in_zone[in_zone > 0])
@@ -496,14 +490,13 @@ class _Posterior:
         return 10.0 ** float(res.x)
 
 
-def _drop_core(beta_x, beta_y, radius, theta_e):
-    """Traced positions with the rays of the lens's core removed (set to NaN).
+def _drop_core(beta_x, beta_y, core):
+    """Traced positions (n_pixels, n_rays) with the rays of the ``core`` pixels set to NaN.
 
     The core maps onto a ring of radius ~theta_E in the source plane: there the
     source would trade flux with the lens light, so those rays are not traced
     (a counter-image that faint belongs to the lens light's fit).
     """
-    core = (radius < CORE_FRACTION * theta_e).ravel()
     bx, by = beta_x.copy(), beta_y.copy()
     bx[core], by[core] = np.nan, np.nan
     return bx, by
@@ -612,15 +605,13 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     use = use & ~others
     smooth = light_basis[:, use]
     # 2. a source mesh from the arcs' traced pixels
+    from scipy.interpolate import LinearNDInterpolator
     from scipy.spatial import Delaunay
 
-    centres_x = bx.mean(axis=1).reshape(n, n)
-    centres_y = by.mean(axis=1).reshape(n, n)
-    core = radius < CORE_FRACTION * theta_e
-    centres_x[core], centres_y[core] = np.nan, np.nan
+    bx, by = _drop_core(bx, by, (radius < CORE_FRACTION * theta_e).ravel())
+    centres_x, centres_y = (b.mean(axis=1).reshape(n, n) for b in (bx, by))
     mesh = Delaunay(source_vertices(centres_x, centres_y, arcs_px & use, p, d))
-    fit = _MeshFit(_drop_core(bx, by, radius, theta_e), mesh, kernel, n, img, noise, use,
-                   smooth, regularization)
+    fit = _MeshFit((bx, by), mesh, kernel, n, img, noise, use, smooth, regularization)
     hit = fit.hit
     dof = max(float(use.sum()) - smooth.shape[0] - fit.n_eff, 1.0)
 
@@ -636,8 +627,10 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     model = arcs + light + background
     resid = np.where(use, (img - model) / noise, 0.0)
     values = fit.values()
-    source = _on_output_grid(mesh, values, center, d, int(source_npix),
-                             float(source_pixel_scale), reference_fwhm)
+    # the values are image flux per image pixel: per arcsec^2 once divided by its area
+    interpolate = LinearNDInterpolator(mesh, values / d**2, fill_value=0.0)
+    source = sample_on_source_grid(interpolate, source_npix, source_pixel_scale, center,
+                                   reference_fwhm=reference_fwhm)
     return PixelatedSource(
         source=source, model_image=model, arcs_model=arcs, lens_light_model=light,
         background_model=background, residuals=resid, used=use, other_objects=others,
@@ -669,27 +662,6 @@ def _smooth_light(data, psf_class, img, noise, use, params, pixel_scale, radius)
     for kw, amp in zip(kwargs, coef):
         kw["amp"] = float(amp)
     return basis, n_light, kwargs, arcs, others
-
-
-def _on_output_grid(mesh, values, center, pixel_scale, npix_out, scale_out, reference_fwhm,
-                    subsample=3):
-    """Interpolate the mesh's source (image flux per image pixel) to flux per output pixel.
-
-    The output grid is centred on ``center`` (the lens centre).
-    """
-    from scipy.interpolate import LinearNDInterpolator
-    from scipy.ndimage import gaussian_filter
-
-    from ._common import source_grid_coordinates
-
-    x, y = source_grid_coordinates(npix_out, scale_out, center, subsample)
-    sb = LinearNDInterpolator(mesh, values, fill_value=0.0)(x.ravel(), y.ravel())
-    sb = sb.reshape(npix_out, subsample, npix_out, subsample).mean(axis=(1, 3))
-    out = sb * (scale_out / pixel_scale) ** 2
-    if reference_fwhm is not None and reference_fwhm > 0:
-        sigma_pix = float(reference_fwhm) / (2.0 * np.sqrt(2.0 * np.log(2.0))) / scale_out
-        out = gaussian_filter(out, sigma_pix, mode="constant")
-    return out
 
 
 #: Reduced chi^2 above which an inversion's fit is flagged as not explaining the
