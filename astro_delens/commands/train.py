@@ -82,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``astro-delens train`` to ``parser``."""
     parser.add_argument("kind", choices=["estimator", "reconstructor"],
                         help="which network to train")
-    parser.add_argument("--train", required=True, metavar="TRAIN.h5", help="training set")
+    parser.add_argument("--train", required=True, nargs="+", metavar="TRAIN.h5",
+                        help="training set: one file, or several of the same preset (e.g. two "
+                             "simulation runs with different seeds) read as one")
     parser.add_argument("--val", required=True, metavar="VAL.h5",
                         help="validation set (same preset)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output model directory")
@@ -150,7 +152,7 @@ def parse_config(text, kind):
 
 def _command_line(args) -> str:
     """The command line equivalent to ``args`` (recorded in the model's provenance)."""
-    words = ["astro-delens", "train", args.kind, "--train", args.train, "--val", args.val,
+    words = ["astro-delens", "train", args.kind, "--train", *args.train, "--val", args.val,
              "--out", args.out]
     if args.config is not None:
         words += ["--config", args.config]

@@ -151,14 +151,17 @@ def read_h5_info(path, kind=None) -> dict:
     return {"path": str(path.resolve()), "n": n, "preset": preset, "attrs": keep}
 
 
-def _param_stats(preset, train_path, n):
+def _param_stats(preset, train_paths, n):
     """Prior moments of a known preset, else the moments of the training parameters."""
     if preset.name in lensmodel.PRIORS:
         return norm.param_stats(preset.name), "prior_moments"
     import h5py
 
-    with h5py.File(train_path, "r") as f:
-        p = f["params"][: min(n, 100_000)]
+    parts = []
+    for path in train_paths:
+        with h5py.File(path, "r") as f:
+            parts.append(f["params"][: min(n, 100_000)])
+    p = np.concatenate(parts)[: min(n, 100_000)]
     mean = p.mean(axis=0)
     std = p.std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -168,6 +171,14 @@ def _param_stats(preset, train_path, n):
 # --------------------------------------------------------------------------
 # data pipeline
 # --------------------------------------------------------------------------
+def _dataset_paths(path) -> list:
+    """One path-like or a sequence of them, as a list of `str`."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        raise ValueError("train: expected at least one dataset file")
+    return [os.fspath(p) for p in paths]
+
+
 class BatchMaker:
     """Read, augment and normalise batches from an HDF5 dataset (NumPy + h5py; no Keras).
 
@@ -177,10 +188,12 @@ class BatchMaker:
 
     Parameters
     ----------
-    path : path-like
+    path : path-like or sequence of path-like
+        One dataset file, or several of the same preset read as one (in the
+        order given).
     kind : {"estimator", "reconstructor"}
     n : int
-        Use the first ``n`` samples of the file.
+        Use the first ``n`` samples of the file(s).
     batch_size : int
     stats : dict
         Parameter statistics (estimator).
@@ -198,7 +211,7 @@ class BatchMaker:
 
     def __init__(self, path, kind, n, batch_size, stats=None, augment=False, shuffle=False,
                  drop_remainder=False, mask_probability=0.0, lens_light_removal=0.0, seed=0):
-        self.path = str(path)
+        self.paths = _dataset_paths(path)
         self.kind = kind
         self.n = int(n)
         self.batch_size = int(batch_size)
@@ -210,21 +223,34 @@ class BatchMaker:
         self.lens_light_removal = float(lens_light_removal)
         self.seed = int(seed)
         self.epoch = 0
-        self._file = None
+        self._files = None
+        self._starts = None
         self._order_epoch = None
         self._order = None
 
-    def _h5(self):
-        if self._file is None:
+    def _open(self):
+        if self._files is None:
             import h5py
 
-            self._file = h5py.File(self.path, "r")
-        return self._file
+            self._files = [h5py.File(p, "r") for p in self.paths]
+            sizes = [f["image"].shape[0] for f in self._files]
+            self._starts = np.concatenate([[0], np.cumsum(sizes)])
+        return self._files
+
+    def _read(self, field, sel):
+        """``field`` at the increasing global indices ``sel``, across the files."""
+        files = self._open()
+        parts = []
+        for f, start, stop in zip(files, self._starts[:-1], self._starts[1:]):
+            local = sel[(sel >= start) & (sel < stop)] - start
+            if local.size:
+                parts.append(f[field][local])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def close(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        for f in self._files or ():
+            f.close()
+        self._files = None
 
     def __len__(self):
         if self.drop_remainder:
@@ -247,17 +273,16 @@ class BatchMaker:
         epoch = self.epoch if epoch is None else epoch
         if not 0 <= b < len(self):
             raise IndexError(f"batch index {b} out of range")
-        f = self._h5()
         sel = self.indices(b)
-        image = f["image"][sel]
-        noise = f["noise_map"][sel]
-        target = f["params"][sel] if self.kind == "estimator" else f["source"][sel]
+        image = self._read("image", sel)
+        noise = self._read("noise_map", sel)
+        target = self._read("params" if self.kind == "estimator" else "source", sel)
         rng = np.random.default_rng([self.seed, 2, epoch, b])
         masks = random_masks(rng, len(sel), image.shape[-1], self.mask_probability)
         if self.lens_light_removal > 0:
             dark = rng.random(len(sel)) < self.lens_light_removal
             if dark.any():
-                image[dark] -= f["lens_light"][sel[dark]]
+                image[dark] -= self._read("lens_light", sel[dark])
         if self.augment:
             if self.kind == "estimator":
                 (image, noise, masks), target = augment_batch(rng, [image, noise, masks], target)
@@ -591,6 +616,19 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
     return cfg
 
 
+def _train_files(recorded) -> list:
+    """The training files a config records (a list; older models record one file as a dict)."""
+    return [recorded] if isinstance(recorded, dict) else list(recorded)
+
+
+def _files_text(recorded) -> str:
+    return " + ".join(f"`{Path(info['path']).name}`" for info in _train_files(recorded))
+
+
+def _n_samples(recorded) -> int:
+    return sum(int(info["n"]) for info in _train_files(recorded))
+
+
 def _card_stub(cfg) -> str:
     t = cfg["training"]
     lines = [
@@ -603,8 +641,8 @@ def _card_stub(cfg) -> str:
         "",
         "## Training data",
         "",
-        f"* training set: `{Path(t['train']['path']).name}` ({t['n_train']} of "
-        f"{t['train']['n']} samples used; preset {cfg['preset']['name']})",
+        f"* training set: {_files_text(t['train'])} ({t['n_train']} of "
+        f"{_n_samples(t['train'])} samples used; preset {cfg['preset']['name']})",
         f"* validation set: `{Path(t['val']['path']).name}` ({t['n_val']} of "
         f"{t['val']['n']} samples used)",
         f"* epochs: {t['epochs_run']} (best {t['best_epoch']}, validation loss "
@@ -652,9 +690,12 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     Parameters
     ----------
     kind : {"estimator", "reconstructor"}
-    train, val : path-like
-        Training and validation HDF5 files (layout of `astro_delens.training.dataset`),
-        of the same preset.
+    train : path-like or sequence of path-like
+        Training HDF5 file(s) (layout of `astro_delens.training.dataset`);
+        several files of the same preset are read as one training set, e.g.
+        to add a second simulation run with another seed.
+    val : path-like
+        Validation HDF5 file, of the same preset.
     out : path-like
         Output model directory. If it holds an interrupted training run of the
         same configuration, training resumes; a finished model is only replaced
@@ -668,7 +709,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
         Maximum epochs, batch size, peak learning rate, random seed, and the
         early-stopping patience (epochs without a better validation loss).
     max_samples, max_val_samples : int, optional
-        Use only the first samples of the training / validation file.
+        Use only the first samples of the training file(s) / validation file.
     lr_schedule : {"cosine", "plateau", "constant"}
         Cosine decay after a linear warm-up, or reduce-on-plateau, or constant.
     augment : bool
@@ -715,13 +756,16 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     t_start = time.time()
     out = Path(out)
     state = out / STATE_DIR
-    info_train = read_h5_info(train, kind)
+    info_train = [read_h5_info(path, kind) for path in _dataset_paths(train)]
     info_val = read_h5_info(val, kind)
-    preset = info_train["preset"]
-    if info_val["preset"].to_dict() != preset.to_dict():
-        raise ValueError(f"val: preset {info_val['preset'].name!r} differs from the training "
-                         f"set's {preset.name!r}")
-    n_train = info_train["n"] if max_samples is None else min(int(max_samples), info_train["n"])
+    preset = info_train[0]["preset"]
+    for name, info in [("train", i) for i in info_train[1:]] + [("val", info_val)]:
+        if info["preset"].to_dict() != preset.to_dict():
+            raise ValueError(f"{name}: preset {info['preset'].name!r} of {info['path']} differs "
+                             f"from the first training file's {preset.name!r}")
+    train_paths = [info["path"] for info in info_train]
+    n_available = sum(info["n"] for info in info_train)
+    n_train = n_available if max_samples is None else min(int(max_samples), n_available)
     n_val = info_val["n"] if max_val_samples is None else min(int(max_val_samples),
                                                                info_val["n"])
     if n_train < 1 or n_val < 1:
@@ -745,8 +789,9 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     if mask_p is None:
         mask_p = 0.1 if preset.noise else 0.0
     training["mask_probability"] = float(mask_p)
-    _check_lens_light_removal(training["lens_light_removal"], info_train["path"])
-    stats, stats_source = _param_stats(preset, info_train["path"], n_train)
+    for path in train_paths:
+        _check_lens_light_removal(training["lens_light_removal"], path)
+    stats, stats_source = _param_stats(preset, train_paths, n_train)
     if init_cfg is not None:
         stats = init_cfg["normalization"]["params"]
         stats_source = f"initial model {init}"
@@ -806,7 +851,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
             + (f"; new layers {', '.join(new_layers)}" if new_layers else ""))
     if training["freeze_batchnorm"]:
         _freeze_batchnorm(model)
-    train_maker = BatchMaker(info_train["path"], kind, n_train, batch_size, stats, augment=augment,
+    train_maker = BatchMaker(train_paths, kind, n_train, batch_size, stats, augment=augment,
                              shuffle=True, drop_remainder=True, mask_probability=mask_p,
                              lens_light_removal=training["lens_light_removal"], seed=seed)
     val_maker = BatchMaker(info_val["path"], kind, n_val, batch_size, stats, seed=seed)
@@ -882,7 +927,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     wall = max(sum(epoch_times), time.time() - t_start)
     cfg["status"] = "trained"
     cfg["training"] = {
-        "train": {k: v for k, v in info_train.items() if k != "preset"},
+        "train": [{k: v for k, v in info.items() if k != "preset"} for info in info_train],
         "val": {k: v for k, v in info_val.items() if k != "preset"},
         "n_train": n_train,
         "n_val": n_val,
