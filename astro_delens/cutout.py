@@ -45,7 +45,7 @@ centred on ``position``. The steps, each recorded in ``PreparedCutout.steps``:
 8. **psf**: a given PSF is resampled onto the model grid (same orientation) and
    its FWHM measured; without one, the FWHM of the Gaussian that the physics
    checks will assume is chosen from the header, the instrument or the preset
-   (`astro_delens.psf_defaults`) and recorded.
+   (`astro_delens.psf`) and recorded.
 
 Inputs outside the model's training domain give an
 `~astro_delens.exceptions.OutOfDomainWarning`; bad inputs raise `ValueError`,
@@ -94,9 +94,18 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from .exceptions import OutOfDomainWarning, PreprocessingWarning
 from .presets import Preset, get_preset
-from .psf_defaults import FWHM_KEYWORDS, INSTRUMENT_KEYWORDS, assumed_psf_fwhm
+from .grids import GRID_TOLERANCE, affine_wcs, linear_wcs, reproject_stack, tan_wcs
+from .psf import (
+    FWHM_KEYWORDS,
+    INSTRUMENT_KEYWORDS,
+    assumed_psf_fwhm,
+    gaussian_psf,
+    measure_fwhm,
+    resample_psf,
+)
 
-__all__ = ["PreparedCutout", "prepare_cutout", "parse_input_data", "ACCEPTED_INPUTS"]
+__all__ = ["PreparedCutout", "prepare_cutout", "parse_input_data", "field_holds_arcs",
+           "ACCEPTED_INPUTS", "ARC_REACH"]
 
 #: What ``data`` may be, for error messages.
 ACCEPTED_INPUTS = (
@@ -110,9 +119,6 @@ MASK_THRESHOLD = 0.1
 #: A noise value this many times the median noise marks a bad pixel
 #: (e.g. the 1e16 of Euclid MER RMS maps).
 NOISE_SENTINEL_FACTOR = 1e6
-#: Tolerance (relative to the model pixel) below which the input grid is
-#: treated as identical to the model's grid and copied instead of resampled.
-GRID_TOLERANCE = 1e-3
 #: The sky is smooth, not noisy (a noise-free image), when the rms of the
 #: second differences of neighbouring sky pixels (over sqrt(6)) is below this
 #: fraction of the sky's rms: white noise gives 1, real drizzled HST, Euclid
@@ -177,7 +183,7 @@ class PreparedCutout:
         d(east, north)/d(x, y) of the input image at that pixel (arcsec per pixel).
     assumed_psf_fwhm : float or None
         Without a PSF: the FWHM in arcsec of the Gaussian PSF that the re-lensing
-        check assumes (see `astro_delens.psf_defaults`); None when a PSF was given.
+        check assumes (see `astro_delens.psf`); None when a PSF was given.
     assumed_psf_reason : str
         Why that FWHM was chosen (header keyword, instrument, or preset).
     """
@@ -801,58 +807,6 @@ def _parse_position(position, inp, wcs):
     return x, y
 
 
-def _tan_wcs(center_icrs, npix, scale_arcsec):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = [center_icrs.ra.deg, center_icrs.dec.deg]
-    w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
-    w.wcs.cdelt = [-scale_arcsec / 3600.0, scale_arcsec / 3600.0]
-    w.wcs.radesys = "ICRS"
-    w.wcs.set()
-    return w
-
-
-def _linear_wcs(npix_or_crpix, scale_xy, pc=None, crval=(0.0, 0.0)):
-    """Linear WCS of offsets in arcsec (x east, y north)."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["XOFFSET", "YOFFSET"]
-    w.wcs.cunit = ["arcsec", "arcsec"]
-    if np.ndim(npix_or_crpix) == 0:
-        w.wcs.crpix = [(npix_or_crpix + 1) / 2.0] * 2
-    else:
-        w.wcs.crpix = list(npix_or_crpix)
-    w.wcs.crval = list(crval)
-    if pc is not None:
-        w.wcs.cdelt = [1.0, 1.0]
-        w.wcs.pc = pc
-    else:
-        w.wcs.cdelt = [-scale_xy[0], scale_xy[1]]
-    w.wcs.set()
-    return w
-
-
-def linear_wcs(npix, pixel_scale, crval=(0.0, 0.0)):
-    """WCS of an ``npix`` x ``npix`` north-up, east-left grid of offsets in arcsec.
-
-    The world coordinates are ``(x, y)`` offsets in arcsec (x east, y north),
-    equal to ``crval`` at the grid centre, as in `astro_delens.lensmodel`.
-
-    Examples
-    --------
-    >>> from astro_delens.cutout import linear_wcs
-    >>> w = linear_wcs(4, 0.5)
-    >>> [round(float(v), 3) for v in w.pixel_to_world_values(0, 0)]
-    [0.75, -0.75]
-    """
-    return _linear_wcs(npix, (pixel_scale, pixel_scale), crval=crval)
-
-
-def tan_wcs(center, npix, pixel_scale):
-    """North-up, east-left TAN WCS: ``npix`` pixels of ``pixel_scale`` arcsec about ``center``."""
-    return _tan_wcs(center.icrs, npix, pixel_scale)
-
-
 # --------------------------------------------------------------------------
 # image statistics
 # --------------------------------------------------------------------------
@@ -918,87 +872,9 @@ def _sky_statistics(data, bad):
     return float(median), float(std), n_sky, smooth
 
 
-def _fwhm(psf, scale):
-    """FWHM in arcsec of a PSF image, from the area above half maximum (4x upsampled)."""
-    from scipy.ndimage import zoom
-
-    fine = zoom(np.asarray(psf, dtype=float), 4, order=1)
-    peak = fine.max()
-    if not peak > 0:
-        return float("nan")
-    area = float(np.sum(fine >= 0.5 * peak)) * (scale / 4.0) ** 2
-    return 2.0 * np.sqrt(area / np.pi)
-
-
 # --------------------------------------------------------------------------
 # resampling
 # --------------------------------------------------------------------------
-def _reproject(stack, wcs_in, wcs_out, n_out, k, order):
-    """Reproject ``stack`` (C, H, W) onto ``wcs_out`` (n_out x n_out), k x k sub-pixel means."""
-    from reproject import reproject_interp
-
-    if k > 1:
-        fine = wcs_out.deepcopy()
-        fine.wcs.crpix = [(n_out * k + 1) / 2.0] * 2
-        fine.wcs.cdelt = np.asarray(fine.wcs.cdelt) / k  # our grids use CDELT, not CD
-        fine.wcs.set()
-        target, shape = fine, (n_out * k, n_out * k)
-    else:
-        target, shape = wcs_out, (n_out, n_out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = reproject_interp((stack, wcs_in), target, shape_out=shape, order=order,
-                               return_footprint=False, roundtrip_coords=False)
-    out = np.asarray(out, dtype=float)
-    if k > 1:
-        c = out.shape[0]
-        out = out.reshape(c, n_out, k, n_out, k).mean(axis=(2, 4))
-    return out
-
-
-def _resample_psf(psf, psf_jac, preset_scale, n_max):
-    """PSF (sum 1) on a north-up grid of ``preset_scale`` with the input's local Jacobian."""
-    psf = np.asarray(psf, dtype=float)
-    psf = np.where(np.isfinite(psf), psf, 0.0)
-    n_in = np.array(psf.shape)
-    # centre on the flux centroid of the bright core
-    core = psf >= 0.1 * psf.max()
-    jj, ii = np.nonzero(core)
-    w = psf[core]
-    cx, cy = float(np.sum(ii * w) / w.sum()), float(np.sum(jj * w) / w.sum())
-    in_scale = float(np.sqrt(abs(np.linalg.det(psf_jac))))
-    extent = max(n_in) * in_scale
-    n_out = int(np.ceil(extent / preset_scale))
-    n_out = n_out + 1 - n_out % 2
-    n_out = int(min(max(n_out, 3), n_max))
-    if abs(in_scale - preset_scale) / preset_scale < GRID_TOLERANCE and np.allclose(
-        psf_jac, [[-preset_scale, 0], [0, preset_scale]], atol=GRID_TOLERANCE * preset_scale
-    ) and abs(cx - round(cx)) < 1e-6 and abs(cy - round(cy)) < 1e-6:
-        h = n_out // 2
-        padded = np.pad(psf, h)
-        out = padded[int(round(cy)): int(round(cy)) + n_out, int(round(cx)): int(round(cx)) + n_out]
-        out = np.array(out)
-    else:
-        w_in = _linear_wcs((cx + 1.0, cy + 1.0), None, pc=psf_jac)
-        w_out = _linear_wcs(n_out, (preset_scale, preset_scale))
-        k = max(1, int(np.ceil(preset_scale / in_scale - 1e-6)))
-        out = _reproject(psf[None], w_in, w_out, n_out, k, "bicubic")[0]
-    out = np.where(np.isfinite(out), out, 0.0)
-    out = np.clip(out, 0.0, None)
-    total = out.sum()
-    if not total > 0:
-        raise ValueError("psf: the PSF has no positive flux")
-    return (out / total).astype(np.float32)
-
-
-def _gaussian_psf(fwhm, scale):
-    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / scale
-    h = max(2, int(np.ceil(4 * sigma)))
-    y, x = np.mgrid[-h:h + 1, -h:h + 1]
-    g = np.exp(-0.5 * (x**2 + y**2) / sigma**2)
-    return (g / g.sum()).astype(np.float32)
-
-
 def _parse_psf(psf, inp, in_jac, in_scale, preset, ref, steps):
     """The PSF on the model grid and its FWHM in arcsec (None, None without a PSF)."""
     if psf is None:
@@ -1008,7 +884,7 @@ def _parse_psf(psf, inp, in_jac, in_scale, preset, ref, steps):
         fwhm = float(psf.to_value(u.arcsec))
         if not (np.isfinite(fwhm) and fwhm > 0):
             raise ValueError(f"psf: a FWHM must be positive, got {psf}")
-        out = _gaussian_psf(fwhm, d)
+        out = gaussian_psf(fwhm, d)
         steps.append({"step": "psf", "kind": "gaussian", "fwhm_arcsec": fwhm,
                       "shape": list(out.shape)})
         return out, fwhm
@@ -1039,8 +915,8 @@ def _parse_psf(psf, inp, in_jac, in_scale, preset, ref, steps):
         psf_scale = float(np.sqrt(header_scale[0] * header_scale[1]))
         psf_jac = in_jac * (psf_scale / in_scale)
     n_max = preset.npix - 1 if preset.npix % 2 == 0 else preset.npix
-    out = _resample_psf(arr, psf_jac, d, n_max)
-    fwhm = _fwhm(np.where(np.isfinite(arr), arr, 0.0), psf_scale)
+    out = resample_psf(arr, psf_jac, d, n_max)
+    fwhm = measure_fwhm(np.where(np.isfinite(arr), arr, 0.0), psf_scale)
     steps.append({"step": "psf", "kind": "image", "source": source,
                   "input_pixel_scale_arcsec": psf_scale, "input_shape": list(arr.shape),
                   "shape": list(out.shape), "fwhm_arcsec": round(float(fwhm), 4)})
@@ -1169,27 +1045,27 @@ def _resample(image_c, var_c, bad_c, outside_c, cut, wcs, sky0, in_jac, position
         image_o, var_o = image_c[sl].copy(), var_c[sl].copy()
         bad_o, outside_o = bad_c[sl].astype(float), outside_c[sl].copy()
         f_noise, flux_scale = 1.0, 1.0
-        grid_wcs = cut.wcs.slice(sl) if wcs is not None else _linear_wcs(n, (d, d))
+        grid_wcs = cut.wcs.slice(sl) if wcs is not None else linear_wcs(n, d)
         shift = [ox + c_out - xc, oy + c_out - yc]
         steps.append({"step": "resample", "method": "copy (input grid equals the model grid)",
                       "shift_pixels": [round(float(v), 4) for v in shift], "flux_scale": 1.0})
         grid_center_in = (x0 + shift[0], y0 + shift[1])
     else:
         if wcs is not None:
-            grid_wcs = _tan_wcs(sky0, n, d)
+            grid_wcs = tan_wcs(sky0, n, d)
             wcs_in = cut.wcs
         else:
-            grid_wcs = _linear_wcs(n, (d, d))
-            wcs_in = _linear_wcs((xc + 1.0, yc + 1.0), None, pc=in_jac)
+            grid_wcs = linear_wcs(n, d)
+            wcs_in = affine_wcs((xc + 1.0, yc + 1.0), in_jac)
         grid_center_in = (x0, y0)
         k = max(1, int(np.ceil(ratio - 1e-6)))
         rng = np.random.default_rng(12345)
         white = np.where(bad_c, 0.0, rng.normal(size=image_c.shape))
         # the image (and a white-noise probe of its operator) with bicubic samples, the
         # variance and the masks with bilinear ones (positive, no ringing)
-        image_o, white_o = _reproject(np.stack([image_c, white]), wcs_in, grid_wcs, n, k,
-                                      "bicubic")
-        var_o, bad_o, outside_o = _reproject(
+        image_o, white_o = reproject_stack(np.stack([image_c, white]), wcs_in, grid_wcs, n, k,
+                                           "bicubic")
+        var_o, bad_o, outside_o = reproject_stack(
             np.stack([var_c, bad_c.astype(float), outside_c.astype(float)]),
             wcs_in, grid_wcs, n, k, "bilinear")
         outside_o = ~np.isfinite(outside_o) | (np.nan_to_num(outside_o, nan=1.0) > 0.5)
@@ -1429,8 +1305,8 @@ def prepare_cutout(
             center = grid_wcs.pixel_to_world(c_out, c_out).icrs
 
     # domain checks ------------------------------------------------------------
-    domain = _domain_checks(preset, in_scale, psf_fwhm, image_o, noise_o, mask_o, r_grid,
-                            keep_radius, field_radius, inp.label)
+    domain = _domain_checks(preset, in_scale, psf_fwhm, assumed_fwhm, image_o, noise_o, mask_o,
+                            r_grid, keep_radius, field_radius, inp.label)
     if warn:
         for w in pending_warnings:
             warnings.warn(w, stacklevel=2)
@@ -1524,9 +1400,28 @@ def _contaminant_mask(image, noise, mask, r_grid, keep_radius, d):
     return cont, int(far.size)
 
 
-def _domain_checks(preset, in_scale, psf_fwhm, image, noise, mask, r_grid, keep_radius,
-                   field_radius, label):
-    """``[(code, message)]`` for inputs outside the preset's training domain."""
+#: The arcs of a lens reach out to about this many Einstein radii from its centre.
+ARC_REACH = 1.2
+
+
+def field_holds_arcs(field_radius, theta_e, psf_fwhm=None):
+    """Whether data reaching ``field_radius`` arcsec from the centre hold a lens's arcs.
+
+    The arcs of a lens of Einstein radius ``theta_e`` are taken to reach
+    `ARC_REACH` times ``theta_e``, blurred by the PSF's FWHM (arcsec; nothing
+    when None). An unbounded field (``nan`` or ``inf``) holds them.
+    """
+    margin = psf_fwhm if psf_fwhm is not None and np.isfinite(psf_fwhm) else 0.0
+    return not np.isfinite(field_radius) or field_radius >= ARC_REACH * theta_e + margin
+
+
+def _domain_checks(preset, in_scale, psf_fwhm, assumed_fwhm, image, noise, mask, r_grid,
+                   keep_radius, field_radius, label):
+    """``[(code, message)]`` for inputs outside the preset's training domain.
+
+    ``psf_fwhm`` is the FWHM of the PSF given (None without one),
+    ``assumed_fwhm`` the one assumed otherwise.
+    """
     from . import lensmodel
 
     out = []
@@ -1563,7 +1458,7 @@ def _domain_checks(preset, in_scale, psf_fwhm, image, noise, mask, r_grid, keep_
         low_theta = lensmodel.get_priors(preset.name)["theta_E"].bounds[0]
     except ValueError:
         low_theta = 0.0
-    if np.isfinite(low_theta) and field_radius < 1.2 * max(low_theta, 0.0) + 2 * d:
+    if not field_holds_arcs(field_radius, max(low_theta, 0.0), psf_fwhm or assumed_fwhm):
         out.append(("field", (
             f"{label}: the data cover only {field_radius:.2f}\" around the centre, too small "
             "to hold the arcs")))

@@ -8,21 +8,15 @@ into tables with units, sky quantities and sky coordinates.
 
 Examples
 --------
-Untrained test networks show the plumbing (the shipped ``"sky"`` model is the default):
+The shipped ``"sky"`` model (the default) on the bundled example lens:
 
->>> import tempfile, warnings
->>> import astropy.units as u
 >>> from astro_delens import LensParameterEstimator
 >>> from astro_delens.data import example_path
->>> from astro_delens.data._devtools import make_untrained_family
->>> family = make_untrained_family(tempfile.mkdtemp())
->>> est = LensParameterEstimator(family)
->>> with warnings.catch_warnings():
-...     warnings.simplefilter("ignore")  # untrained: estimates are out of domain
-...     result = est.predict(example_path())
+>>> est = LensParameterEstimator()
+>>> result = est.predict(example_path())
 >>> table = result.to_table()
->>> table["theta_E"].unit, table["center"].frame.name
-(Unit("arcsec"), 'icrs')
+>>> table["theta_E"].unit, table["center"].frame.name, list(result.flags)
+(Unit("arcsec"), 'icrs', [])
 """
 
 from __future__ import annotations
@@ -32,7 +26,7 @@ import warnings
 import numpy as np
 
 from . import batch, lensmodel
-from .cutout import PREPARE_KEYWORDS, prepare_cutout
+from .cutout import PREPARE_KEYWORDS, field_holds_arcs, prepare_cutout
 from .exceptions import OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
 from .front import NetworkFront, load_network
@@ -155,9 +149,8 @@ class LensParameterEstimator(NetworkFront):
                 f"{prepared.label}: estimate outside the training prior of preset "
                 f"{self.preset.name!r}: " + ", ".join(outside), "prior"), stacklevel=3)
         theta_e = float(mean[lensmodel.INDEX["theta_E"]])
-        needed = 1.2 * theta_e + (prepared.psf_fwhm or 0.0)
-        if np.isfinite(prepared.field_radius) and prepared.field_radius < needed \
-                and "field" not in flags:
+        psf_fwhm = prepared.psf_fwhm or prepared.assumed_psf_fwhm
+        if "field" not in flags and not field_holds_arcs(prepared.field_radius, theta_e, psf_fwhm):
             flags.append("field")
             warnings.warn(OutOfDomainWarning(
                 f"{prepared.label}: the cutout covers {prepared.field_radius:.2f}\" around the "
@@ -196,7 +189,7 @@ class LensParameterEstimator(NetworkFront):
         """
         from .forward import refine
         from .forward.refine import SYSTEMATIC_STD
-        from .psf_defaults import psf_keywords
+        from .psf import psf_keywords
 
         if not isinstance(estimate, LensEstimate):
             raise TypeError(f"estimate: expected a LensEstimate, got {type(estimate).__name__}")

@@ -82,6 +82,7 @@ __all__ = [
     "image_data_kwargs",
 ]
 
+
 @dataclass(frozen=True)
 class Parameter:
     """One lens parameter: everything the package needs to know about it.
@@ -376,7 +377,7 @@ def from_lenstronomy_kwargs(kwargs_lens) -> np.ndarray:
 
 
 def _position_angle(phi):
-    """lenstronomy angle (rad, from +x=east towards +y=north) -> PA east of north, deg in [0, 180)."""
+    """lenstronomy angle (rad, +x=east towards +y=north) -> PA east of north in [0, 180) deg."""
     return np.mod(90.0 - np.degrees(phi), 180.0)
 
 

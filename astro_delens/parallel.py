@@ -247,7 +247,7 @@ def local_client(workers):
         raise ValueError(f"workers: expected a positive integer, got {workers!r}")
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     env = {name: threads for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                                       "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+                                      "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None, env=env)

@@ -57,7 +57,7 @@ class Preset:
     source_pixel_scale: float  # arcsec / pixel of the source-plane grid
     source_reference_fwhm: float  # arcsec, Gaussian reference PSF of the target
     supersampling: int  # sub-pixel rays per pixel side
-    psf_kinds: tuple = ("gaussian",)  # any of "gaussian", "moffat", "airy" (+ "file" with psf_files)
+    psf_kinds: tuple = ("gaussian",)  # of "gaussian", "moffat", "airy" (+ "file" with psf_files)
     psf_fwhm_range: tuple = (0.1, 0.1)  # arcsec
     noise: bool = False
     snr_range: tuple = (float("inf"), float("inf"))  # peak S/N of the arcs

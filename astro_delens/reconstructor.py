@@ -10,14 +10,9 @@ offsets in arcsec from the cutout centre (x east, y north).
 
 Examples
 --------
->>> import tempfile, warnings
 >>> from astro_delens import SourceReconstructor
 >>> from astro_delens.data import example_path
->>> from astro_delens.data._devtools import make_untrained_family
->>> rec = SourceReconstructor(make_untrained_family(tempfile.mkdtemp()))
->>> with warnings.catch_warnings():
-...     warnings.simplefilter("ignore")  # untrained networks: out-of-domain estimates
-...     source = rec.reconstruct(example_path())
+>>> source = SourceReconstructor().reconstruct(example_path())  # the shipped "sky" models
 >>> source.shape, source.wcs.wcs.ctype[0], source.meta["ADKIND"]
 ((96, 96), 'RA---TAN', 'reconstructor')
 """

@@ -348,7 +348,7 @@ def provenance_header(model, prepared, extra=None) -> fits.Header:
     for key, value in (extra or {}).items():
         h[key] = value
     h["ADSTEPS"] = (header_text(json.dumps([dict(s) for s in prepared.steps],
-                                      default=_json_default, separators=(",", ":"))),
+                                           default=_json_default, separators=(",", ":"))),
                     "preprocessing steps (JSON)")
     for i, step in enumerate(prepared.steps, 1):
         text = ", ".join(f"{k}={v}" for k, v in step.items() if k != "step")

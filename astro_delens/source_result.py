@@ -26,7 +26,8 @@ import numpy as np
 
 from astropy.nddata import CCDData
 
-from .psf_defaults import psf_keywords
+from .grids import linear_wcs, tan_wcs
+from .psf import psf_keywords
 
 __all__ = ["ReconstructedSource", "make_source", "run_relens_check", "run_inversion",
            "NoCheckError"]
@@ -72,7 +73,6 @@ def make_source(source, prepared, model, lens_center, lens_center_source, extra=
     import astropy.units as u
 
     from . import lensmodel
-    from .cutout import linear_wcs, tan_wcs
     from .results import header_text, provenance_header
 
     preset = prepared.preset

@@ -49,7 +49,7 @@ def main(argv=None):
 
     from astro_delens import LensParameterEstimator
     from astro_delens.forward import evidence_check, invert_pixelated
-    from astro_delens.psf_defaults import psf_keywords
+    from astro_delens.psf import psf_keywords
 
     est = LensParameterEstimator(args.model)
     preset = est.preset

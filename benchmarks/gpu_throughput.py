@@ -44,8 +44,9 @@ def device_description():
     import tensorflow as tf  # a benchmark may ask TensorFlow where it runs
 
     gpus = tf.config.list_physical_devices("GPU")
-    return (f"tensorflow on {len(gpus)} GPU(s)", True) if gpus else ("tensorflow on the CPU",
-                                                                      False)
+    if gpus:
+        return f"tensorflow on {len(gpus)} GPU(s)", True
+    return "tensorflow on the CPU", False
 
 
 def main(argv=None):
@@ -60,8 +61,6 @@ def main(argv=None):
     parser.add_argument("--distinct", type=int, default=64,
                         help="distinct simulated lenses, repeated up to n (default 64)")
     args = parser.parse_args(argv)
-
-    import numpy as np
 
     from astro_delens import LensParameterEstimator
     from astro_delens.training.simulate import LensSimulator

@@ -15,8 +15,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
-
 
 def main(argv=None):
     from astro_delens.nn.registry import DEFAULT_FAMILY

@@ -42,7 +42,7 @@ def main(argv=None):
     from astro_delens import LensParameterEstimator, SourceReconstructor
     from astro_delens.data._devtools import load_real_lens, real_lens_entries, shared_data_dir
     from astro_delens.forward import evidence_check
-    from astro_delens.psf_defaults import psf_keywords
+    from astro_delens.psf import psf_keywords
     from real_lenses_accuracy import _references
 
     root = shared_data_dir()

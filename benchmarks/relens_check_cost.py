@@ -53,7 +53,7 @@ def main(argv=None):
             raise SystemExit("preset: the check needs noisy images (noise_map > 0)")
         kw = dict(psf=None if args.no_psf else s["psf"], lens_light=lens_light)
         if args.no_psf:
-            kw["psf_fwhm"] = s["meta"]["psf_fwhm"] / preset.pixel_scale
+            kw["psf_fwhm"] = s["meta"]["psf_fwhm"]
         w, c = time.perf_counter(), time.process_time()
         good = relens_check(s["image"], s["noise_map"], s["params"], s["source"],
                             preset.source_pixel_scale, preset.pixel_scale, **kw)

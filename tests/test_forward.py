@@ -34,7 +34,7 @@ def test_interpol_orientation_matches_lensmodel():
     i_src, j_src = 10, 45  # column 10: east of centre; row 45: north of centre
     source[j_src, i_src] = 1.0
     params = np.array([1e-4, 2.0, 0.0, 0.0, 0.3, -0.2, 0.0, 0.0])  # no lensing, offset centre
-    image = render_lensed_source(params, source, ds, n, d, psf_fwhm=1.0)
+    image = render_lensed_source(params, source, ds, n, d, psf_fwhm=1.0 * d)
     x = ((m - 1) / 2 - i_src) * ds + params[4]
     y = (j_src - (m - 1) / 2) * ds + params[5]
     assert x > 0 and y > 0
@@ -74,7 +74,7 @@ def test_relens_without_psf_and_with_mask(survey_lens):
     mask[:10, :10] = True
     r = relens_check(survey_lens["image"], survey_lens["noise_map"], survey_lens["params"],
                      survey_lens["source"], PRESET.source_pixel_scale, PRESET.pixel_scale,
-                     mask=mask, psf_fwhm=survey_lens["meta"]["psf_fwhm"] / PRESET.pixel_scale,
+                     mask=mask, psf_fwhm=survey_lens["meta"]["psf_fwhm"],
                      lens_light="sersic")
     assert "Gaussian" in r.psf_used and "assumed" in r.psf_used
     assert not r.used[:10, :10].any() and np.all(r.residuals[:10, :10] == 0)
@@ -195,23 +195,27 @@ def test_refine_with_the_assumed_gaussian_psf_and_supersampled_arcs(survey_lens)
     std = np.array([0.04 * p[0], 0.05, 0.03, 0.03, 0.02, 0.02, 0.015, 0.015])
     start = p + np.array([1.5, -0.5, 1.0, -1.0, 1.0, -1.0, 0.5, 0.5]) * std
     res = refine(s["image"], s["noise_map"], start, std, PRESET.pixel_scale, psf=None,
-                 psf_fwhm=2.0, supersampling=2, supersampling_region="arcs", n_particles=8,
+                 psf_fwhm=None, supersampling=2, supersampling_region="arcs", n_particles=8,
                  n_iterations=5, polish_iterations=5, seed=3, uncertainties=False)
     assert "assumed Gaussian PSF" in res.settings["psf"]
     assert abs(res.params[0] - p[0]) < 0.5 * abs(start[0] - p[0])
 
 
 def test_assumed_gaussian_psf_is_a_normalised_pixel_kernel():
-    from astro_delens.forward._common import make_psf
+    from astro_delens.psf import lenstronomy_psf, measure_fwhm
 
-    psf_class, kwargs, description = make_psf(None, 0.1, psf_fwhm=2.5)
+    psf_class, kwargs, description = lenstronomy_psf(None, 0.1, psf_fwhm=0.25)
     kernel = kwargs["kernel_point_source"]
     assert kwargs["psf_type"] == "PIXEL" and kernel.shape[0] % 2 == 1
     assert np.isclose(kernel.sum(), 1.0)
-    # FWHM from the area above half maximum, within a pixel
-    area = np.sum(kernel >= 0.5 * kernel.max())
-    assert abs(2 * np.sqrt(area / np.pi) - 2.5) < 1.0
-    assert "assumed Gaussian PSF, FWHM 2.5 pixels" in description
+    # FWHM from the area above half maximum, within half a pixel
+    assert abs(measure_fwhm(kernel, 0.1) - 0.25) < 0.05
+    assert "assumed Gaussian PSF, FWHM 0.25 arcsec (2.5 pixels)" in description
+    # without a FWHM: two pixels
+    _, kwargs, description = lenstronomy_psf(None, 0.05)
+    assert abs(measure_fwhm(kwargs["kernel_point_source"], 0.05) - 0.1) < 0.025
+    with pytest.raises(ValueError, match="psf_fwhm"):
+        lenstronomy_psf(None, 0.1, psf_fwhm=-1.0)
 
 
 def test_refine_without_lens_light(survey_lens):

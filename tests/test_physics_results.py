@@ -13,7 +13,7 @@ from astro_delens import LensParameterEstimator, SourceReconstructor
 from astro_delens.data._devtools import shared_data_dir
 from astro_delens.forward import relens_check
 from astro_delens.presets import get_preset
-from astro_delens.psf_defaults import assumed_psf_fwhm
+from astro_delens.psf import assumed_psf_fwhm
 from astro_delens.source_result import NoCheckError, ReconstructedSource
 
 PRESET = get_preset("survey")

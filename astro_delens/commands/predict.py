@@ -42,6 +42,7 @@ from ..nn.augment import SYMMETRY_COUNTS
 
 HELP = "estimate lens parameters of FITS images into an ECSV table"
 
+
 # --------------------------------------------------------------------------
 # options shared with ``astro-delens reconstruct``
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Shared plumbing of the physics-in-the-loop tools: grids, PSFs, inputs, lens light.
+"""Shared plumbing of the physics-in-the-loop tools: grids, inputs, lens light.
 
 Everything here follows the conventions of `astro_delens.lensmodel`: angular
 coordinates ``x`` (east) and ``y`` (north) in arcsec, images ``[row, column]``
@@ -21,7 +21,6 @@ __all__ = [
     "check_params",
     "checked_inputs",
     "check_source_grid",
-    "make_psf",
     "source_grid_coordinates",
     "source_to_interpol_kwargs",
     "sample_on_source_grid",
@@ -149,56 +148,6 @@ def check_source_grid(source_npix, source_pixel_scale):
     if not float(source_pixel_scale) > 0:
         raise ValueError(f"source_pixel_scale: must be positive, got {source_pixel_scale!r}")
     return int(source_npix), float(source_pixel_scale)
-
-
-def make_psf(psf, pixel_scale, psf_fwhm=2.0):
-    """A lenstronomy ``PSF`` and a one-line description of it.
-
-    Parameters
-    ----------
-    psf : array-like (k, k) or None
-        PSF sampled on the image pixels (odd ``k``; normalised here to unit
-        sum). ``None`` means a circular Gaussian of FWHM ``psf_fwhm`` pixels.
-    pixel_scale : float
-        Arcsec per image pixel.
-    psf_fwhm : float
-        FWHM of the assumed Gaussian PSF, in image **pixels**.
-
-    Returns
-    -------
-    psf_class : `lenstronomy.Data.psf.PSF`
-    kwargs_psf : dict
-        The keywords that build ``psf_class`` (for lenstronomy's fitting classes).
-    description : str
-    """
-    if psf is None:
-        from lenstronomy.Util.kernel_util import kernel_gaussian
-
-        fwhm_pix = _positive_scale(psf_fwhm, "psf_fwhm")
-        # A pixel kernel, not lenstronomy's "GAUSSIAN" type: since lenstronomy 1.14
-        # the adaptive supersampling of the refinement refuses Gaussian convolution.
-        # Truncated at 5 sigma, as lenstronomy's own Gaussian convolution is.
-        half = max(1, int(np.ceil(5.0 * fwhm_pix / 2.3548)))
-        kernel = kernel_gaussian(2 * half + 1, 1.0, fwhm_pix)
-        kwargs = {"psf_type": "PIXEL", "kernel_point_source": kernel / kernel.sum()}
-        desc = (
-            f"assumed Gaussian PSF, FWHM {fwhm_pix:g} pixels "
-            f"({fwhm_pix * float(pixel_scale):.4g} arcsec); no PSF was given"
-        )
-    else:
-        kernel = np.asarray(psf, dtype=float)
-        if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
-            raise ValueError(
-                f"psf: expected a square array with an odd number of pixels, got {kernel.shape}"
-            )
-        if not np.all(np.isfinite(kernel)) or kernel.sum() <= 0:
-            raise ValueError("psf: must be finite with a positive sum")
-        kernel = kernel / kernel.sum()
-        kwargs = {"psf_type": "PIXEL", "kernel_point_source": kernel}
-        desc = f"pixelised PSF supplied by the caller ({kernel.shape[0]}x{kernel.shape[1]} pixels)"
-    from lenstronomy.Data.psf import PSF
-
-    return PSF(**kwargs), kwargs, desc
 
 
 def source_grid_coordinates(source_npix, source_pixel_scale, center=(0.0, 0.0), subsample=1):

@@ -23,9 +23,9 @@ from ._common import (
     evaluate_on_source_grid,
     fit_lens_light,
     image_grid_kwargs,
-    make_psf,
     source_grid_coordinates,
 )
+from ..psf import lenstronomy_psf
 
 __all__ = ["SourceInversion", "invert_source", "shapelet_scale"]
 
@@ -137,7 +137,7 @@ def _solve(data, psf_class, lens_model, kwargs_lens, img, noise, use, n_max, bet
 
 
 def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pixel_scale,
-                  psf=None, mask=None, n_max=10, beta=None, lens_light="mge", psf_fwhm=2.0,
+                  psf=None, mask=None, n_max=10, beta=None, lens_light="mge", psf_fwhm=None,
                   supersampling=3, reference_fwhm=None, fit_lens_light_shape=True, n_beta=5):
     """Solve for the source implied by a lens, linearly, and put it on the source grid.
 
@@ -167,7 +167,7 @@ def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pix
     source_pixel_scale : float
         Arcsec per source pixel.
     psf : array-like (k, k), optional
-        PSF on the image pixels; a Gaussian of ``psf_fwhm`` pixels otherwise.
+        PSF on the image pixels; a Gaussian of FWHM ``psf_fwhm`` otherwise.
     mask : array-like of bool (n, n), optional
         ``True`` marks pixels to ignore.
     n_max : int
@@ -179,8 +179,9 @@ def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pix
     lens_light : {"mge", "sersic", None}
         Lens-light model solved together with the source (see
         `~astro_delens.forward.relens_check`).
-    psf_fwhm : float
-        FWHM (pixels) of the Gaussian PSF assumed without ``psf``.
+    psf_fwhm : float or None
+        FWHM in arcsec of the Gaussian PSF assumed without ``psf``; None means two
+        image pixels.
     supersampling : int
         Rays per image pixel side.
     reference_fwhm : float, optional
@@ -214,7 +215,7 @@ def invert_source(image, noise_map, params, pixel_scale, source_npix, source_pix
     if lens_light not in LENS_LIGHT_CHOICES:
         raise ValueError(f"lens_light: expected one of {LENS_LIGHT_CHOICES}, got {lens_light!r}")
     n = img.shape[0]
-    psf_class, _, psf_desc = make_psf(psf, d, psf_fwhm)
+    psf_class, _, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)
     data = ImageData(image_data=img, noise_map=noise, **image_grid_kwargs(n, d))
     lens_model = LensModel(list(lensmodel.LENS_MODEL_LIST))
     kwargs_lens = lensmodel.to_lenstronomy_kwargs(p)

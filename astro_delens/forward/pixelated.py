@@ -44,11 +44,11 @@ from ._common import (
     check_source_grid,
     checked_inputs,
     image_grid_kwargs,
-    make_psf,
     moment_ellipticity,
     prepare_inputs,
     sample_on_source_grid,
 )
+from ..psf import lenstronomy_psf
 from .relens import (
     DEFAULT_ARC_CHI2_THRESHOLD,
     RelensResult,
@@ -524,7 +524,7 @@ class _MeshFit:
 
 
 def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_pixel_scale,
-                     psf=None, mask=None, psf_fwhm=2.0, supersampling=2, regularization=None,
+                     psf=None, mask=None, psf_fwhm=None, supersampling=2, regularization=None,
                      reference_fwhm=None, mask_other_objects=True, reference=None):
     """The evidence-regularised pixelated source that a lens implies, and its re-lensed image.
 
@@ -541,11 +541,12 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     source_npix, source_pixel_scale : int, float
         The output source grid (centred on the lens centre).
     psf : array-like (k, k), optional
-        PSF on the image pixels; a Gaussian of ``psf_fwhm`` pixels otherwise.
+        PSF on the image pixels; a Gaussian of FWHM ``psf_fwhm`` otherwise.
     mask : array-like of bool (n, n), optional
         ``True`` marks pixels to ignore.
-    psf_fwhm : float
-        FWHM (pixels) of the Gaussian PSF assumed without ``psf``.
+    psf_fwhm : float or None
+        FWHM in arcsec of the Gaussian PSF assumed without ``psf``; None means two
+        image pixels.
     supersampling : int
         Rays per image pixel side.
     regularization : float, optional
@@ -580,7 +581,7 @@ def invert_pixelated(image, noise_map, params, pixel_scale, source_npix, source_
     if regularization is not None and not float(regularization) > 0:
         raise ValueError(f"regularization: must be positive, got {regularization!r}")
     n = img.shape[0]
-    psf_class, _, psf_desc = make_psf(psf, d, psf_fwhm)
+    psf_class, _, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)
     kernel = np.asarray(psf_class.kernel_point_source, dtype=float)
     center = (float(p[_CENTER_X]), float(p[_CENTER_Y]))
     theta_e = float(p[_THETA_E])

@@ -42,7 +42,8 @@ def critical_curves_and_caustics(params, window, grid_scale):
     ext = LensModelExtensions(LensModel(list(lensmodel.LENS_MODEL_LIST)))
     return ext.critical_curve_caustics(
         lensmodel.to_lenstronomy_kwargs(p), compute_window=float(window),
-        grid_scale=float(grid_scale), center_x=lensmodel.lens_center(p)[0], center_y=lensmodel.lens_center(p)[1],
+        grid_scale=float(grid_scale), center_x=lensmodel.lens_center(p)[0],
+        center_y=lensmodel.lens_center(p)[1],
     )
 
 

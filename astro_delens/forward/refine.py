@@ -53,9 +53,9 @@ from ._common import (
     LENS_LIGHT_CHOICES,
     evaluate_on_source_grid,
     image_grid_kwargs,
-    make_psf,
     prepare_inputs,
 )
+from ..psf import lenstronomy_psf
 from ..exceptions import RefinementWarning
 
 __all__ = ["RefineResult", "refine", "SOURCE_MODELS", "DEFAULT_STD_FLOOR", "PARAMETER_BOUNDS",
@@ -84,7 +84,8 @@ DEFAULT_STD_FLOOR = np.array([spec.std_floor for spec in lensmodel.PARAMETERS])
 #: ``benchmarks/refinement_accuracy.py``, refinements started from the survey estimator
 #: v5 and the seed estimator v3; from seed v5 they hold 62-72%). They stand for what the
 #: Fisher matrix cannot know: a shapelet source and a Sersic lens light do not represent
-#: the simulated galaxies exactly. `astro_delens.LensParameterEstimator.refine` uses the entry of its preset.
+#: the simulated galaxies exactly. `astro_delens.LensParameterEstimator.refine` uses the entry of
+#: its preset.
 SYSTEMATIC_STD = {
     "survey": (0.0065, 0.0630, 0.0175, 0.0211, 0.0115, 0.0087, 0.0109, 0.0083),
     "seed": (0.0014, 0.0213, 0.0097, 0.0055, 0.0023, 0.0017, 0.0049, 0.0043),
@@ -292,7 +293,7 @@ def _covariance(jac):
 
 def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=None, mcmc=False,
            n_particles=12, n_iterations=20, source_model="SHAPELETS", n_max="auto",
-           lens_light="sersic", psf_fwhm=2.0, supersampling=3, supersampling_region="arcs",
+           lens_light="sersic", psf_fwhm=None, supersampling=3, supersampling_region="arcs",
            bounds_nsigma=4.0,
            std_floor=DEFAULT_STD_FLOOR, n_burn=100, n_run=100, walker_ratio=4, seed=None,
            source_npix=None, source_pixel_scale=None, uncertainties=True, polish=True,
@@ -315,7 +316,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     pixel_scale : float
         Arcsec per image pixel.
     psf : array-like (k, k), optional
-        PSF on the image pixels; a Gaussian of ``psf_fwhm`` pixels otherwise.
+        PSF on the image pixels; a Gaussian of FWHM ``psf_fwhm`` otherwise.
     mask : array-like of bool (n, n), optional
         ``True`` marks pixels to ignore.
     mcmc : bool
@@ -345,8 +346,9 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     lens_light : {"sersic", "mge", None}
         Lens light: an elliptical Sersic (default), concentric elliptical
         Gaussians of fixed widths, or none.
-    psf_fwhm : float
-        FWHM (pixels) of the Gaussian PSF assumed without ``psf``.
+    psf_fwhm : float or None
+        FWHM in arcsec of the Gaussian PSF assumed without ``psf``; None means two
+        image pixels.
     supersampling : int
         Rays per pixel side in the fit (in ``supersampling_region``).
     supersampling_region : {"arcs", "all"}
@@ -452,7 +454,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     if (source_npix is None) != (source_pixel_scale is None):
         raise ValueError("source_npix, source_pixel_scale: give both or neither")
     n = img.shape[0]
-    psf_class, kwargs_psf, psf_desc = make_psf(psf, d, psf_fwhm)
+    psf_class, kwargs_psf, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)
 
     lo_hard, hi_hard = PARAMETER_BOUNDS
     start = np.clip(start, lo_hard + 1e-3, hi_hard - 1e-3)

@@ -30,10 +30,10 @@ from ._common import (
     check_params,
     fit_lens_light,
     image_grid_kwargs,
-    make_psf,
     prepare_inputs,
     source_to_interpol_kwargs,
 )
+from ..psf import lenstronomy_psf
 
 __all__ = [
     "RelensResult",
@@ -183,7 +183,7 @@ def _lensed(data, psf_class, lens_model, kwargs_lens, source, source_pixel_scale
 
 
 def render_lensed_source(params, source, source_pixel_scale, npix, pixel_scale, psf=None,
-                         psf_fwhm=2.0, supersampling=3):
+                         psf_fwhm=None, supersampling=3):
     """Lens a pixelised source with lenstronomy and convolve it with the PSF.
 
     This is the forward model of `relens_check` without the fit: lenstronomy
@@ -204,8 +204,10 @@ def render_lensed_source(params, source, source_pixel_scale, npix, pixel_scale, 
     pixel_scale : float
         Arcsec per image pixel.
     psf : array-like (k, k), optional
-        PSF on the image pixels; a Gaussian of ``psf_fwhm`` pixels otherwise.
-    psf_fwhm : float
+        PSF on the image pixels; a Gaussian of FWHM ``psf_fwhm`` otherwise.
+    psf_fwhm : float or None
+        FWHM in arcsec of the Gaussian PSF assumed without ``psf``; None means two
+        image pixels.
     supersampling : int
 
     Returns
@@ -220,7 +222,7 @@ def render_lensed_source(params, source, source_pixel_scale, npix, pixel_scale, 
     src = np.asarray(source, dtype=float)
     if src.ndim != 2 or src.shape[0] != src.shape[1]:
         raise ValueError(f"source: expected a square 2-d array, got shape {src.shape}")
-    psf_class, _, _ = make_psf(psf, float(pixel_scale), psf_fwhm)
+    psf_class, _, _ = lenstronomy_psf(psf, float(pixel_scale), psf_fwhm)
     g = image_grid_kwargs(int(npix), float(pixel_scale))
     grid = PixelGrid(int(npix), int(npix), g["transform_pix2angle"], g["ra_at_xy_0"],
                      g["dec_at_xy_0"])
@@ -271,7 +273,7 @@ def flag_reasons(reduced_chi2, arc_reduced_chi2, amplitude,
 
 
 def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_scale, psf=None,
-                 mask=None, lens_light="mge", psf_fwhm=2.0, supersampling=3,
+                 mask=None, lens_light="mge", psf_fwhm=None, supersampling=3,
                  chi2_threshold=DEFAULT_CHI2_THRESHOLD,
                  arc_chi2_threshold=DEFAULT_ARC_CHI2_THRESHOLD,
                  amplitude_range=DEFAULT_AMPLITUDE_RANGE, fit_lens_light_shape=True,
@@ -297,7 +299,7 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
         Arcsec per image pixel.
     psf : array-like (k, k), optional
         PSF on the image pixels (odd ``k``). Without it a Gaussian of FWHM
-        ``psf_fwhm`` pixels is assumed and `RelensResult.psf_used` says so.
+        FWHM ``psf_fwhm`` is assumed and `RelensResult.psf_used` says so.
     mask : array-like of bool (n, n), optional
         ``True`` marks pixels to ignore.
     lens_light : {"mge", "sersic", None}
@@ -305,8 +307,9 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
         amplitude: ``"mge"`` (default), concentric elliptical Gaussians of
         fixed widths and free amplitudes; ``"sersic"``, one elliptical Sersic
         profile; ``None``, no lens light (images where it was subtracted).
-    psf_fwhm : float
-        FWHM in image pixels of the Gaussian PSF assumed when ``psf`` is None.
+    psf_fwhm : float or None
+        FWHM in arcsec of the Gaussian PSF assumed without ``psf``; None means two
+        image pixels.
     supersampling : int
         Rays per image pixel side.
     chi2_threshold : float
@@ -368,7 +371,7 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
         raise ValueError(f"supersampling: must be >= 1, got {supersampling!r}")
 
     n = img.shape[0]
-    psf_class, _, psf_desc = make_psf(psf, d, psf_fwhm)
+    psf_class, _, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)
     data = ImageData(image_data=img, noise_map=noise, **image_grid_kwargs(n, d))
     kwargs_numerics = {"supersampling_factor": int(supersampling),
                        "supersampling_convolution": False}

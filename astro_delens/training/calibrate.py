@@ -31,8 +31,8 @@ sigmas do not follow its errors. The test set
 
 from __future__ import annotations
 
+import logging
 import datetime
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ from ..nn.augment import SYMMETRY_COUNTS
 __all__ = ["calibrate_estimator", "calibrate_field_check", "coverage", "best_scale", "pooled_scale",
            "ONE_SIGMA"]
 
+logger = logging.getLogger(__name__)
+
 #: Probability mass of a Gaussian within one sigma.
 ONE_SIGMA = 0.6826894921370859
 
@@ -52,7 +54,6 @@ TWO_SIGMA = 0.95
 
 #: Half-width, in sigma, of the central 95% of a Gaussian.
 Z95 = 1.959964
-
 
 
 def coverage(z) -> dict:
@@ -121,8 +122,7 @@ def _open(model_dir, data, max_samples, log):
     from .train import read_h5_info
 
     if log is None:
-        def log(msg):
-            print(msg, file=sys.stderr, flush=True)
+        log = logger.info
     loaded = load_estimator(model_dir)
     info = read_h5_info(data, "estimator")
     dp, preset = info["preset"], loaded.preset
@@ -145,7 +145,7 @@ def calibrate_estimator(model_dir, data, *, max_samples=None, batch_size=64, log
         Use only the first N samples.
     batch_size : int
     log : callable, optional
-        Called with status lines (default: print to stderr).
+        Called with status lines (default: this module's logger, at INFO level).
 
     Returns
     -------

@@ -26,8 +26,8 @@ updates ``SHA256SUMS``.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,8 @@ from ..nn import normalization as norm
 
 __all__ = ["evaluate_model", "estimator_metrics", "reconstructor_metrics_batch",
            "coverage_curve", "NOMINAL_LEVELS"]
+
+logger = logging.getLogger(__name__)
 
 #: Nominal levels of the calibration curve.
 NOMINAL_LEVELS = np.round(np.linspace(0.05, 0.95, 19), 2)
@@ -147,8 +149,8 @@ def _ssim_map(a, b, sigma=1.5, max_val=1.0):
     var_a = gaussian_filter(a * a, sigma) - mu_a ** 2
     var_b = gaussian_filter(b * b, sigma) - mu_b ** 2
     cov = gaussian_filter(a * b, sigma) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1)
-                                                          * (var_a + var_b + c2))
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
 def _stat(a):
@@ -357,8 +359,7 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     from .train import read_h5_info
 
     if log is None:
-        def log(msg):
-            print(msg, file=sys.stderr, flush=True)
+        log = logger.info
     model_dir = Path(model_dir)
     symmetries = DEFAULT_SYMMETRIES if symmetries is None else symmetries
     loaded = load_model(model_dir, verify=verify)
@@ -474,4 +475,3 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
             atomic_write_text(model_dir / "card.md", card)
             write_checksums(model_dir)
     return report
-

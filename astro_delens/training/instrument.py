@@ -111,7 +111,8 @@ def _read_psf_file(path, scale):
             pixel_scale = scale or _header_scale(hdu.header)
             if pixel_scale is None:
                 raise ValueError(
-                    f"psf_files: {path!r} has no pixel scale in its header; give it as 'path:scale'")
+                    f"psf_files: {path!r} has no pixel scale in its header; give it as "
+                    "'path:scale'")
             planes = hdu.data[None] if hdu.data.ndim == 2 else hdu.data
             for plane in planes:
                 plane = np.nan_to_num(np.asarray(plane, dtype=float))

@@ -83,6 +83,9 @@ def source_target(hires_sb, hires_scale, reference_fwhm, factor=2):
 def render_arcs(params, source_sb, source_scale, npix, pixel_scale, psf, supersampling=3):
     """Lens a pixelised source with lenstronomy and convolve it with the PSF.
 
+    The same renderer as the physics tools'
+    (`astro_delens.forward.render_lensed_source`), given surface brightness.
+
     Parameters
     ----------
     params : array-like (8,)
@@ -104,29 +107,12 @@ def render_arcs(params, source_sb, source_scale, npix, pixel_scale, psf, supersa
     ndarray (npix, npix)
         Lensed, PSF-convolved source in flux per image pixel.
     """
-    from lenstronomy.Data.imaging_data import ImageData
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LensModel.lens_model import LensModel
-    from lenstronomy.LightModel.light_model import LightModel
+    from ..forward.relens import render_lensed_source
 
-    kwargs_lens = lensmodel.to_lenstronomy_kwargs(params)
-    data = ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale))
-    image_model = ImageModel(
-        data,
-        PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
-        lens_model_class=LensModel(list(lensmodel.LENS_MODEL_LIST)),
-        source_model_class=LightModel(["INTERPOL"]),
-        kwargs_numerics={"supersampling_factor": int(supersampling), "supersampling_convolution": False},
-    )
-    # lenstronomy's INTERPOL maps increasing columns to increasing x (east): flip ours.
-    kwargs_source = [{
-        "image": np.fliplr(np.asarray(source_sb, dtype=float)), "amp": 1.0,
-        "center_x": kwargs_lens[0]["center_x"], "center_y": kwargs_lens[0]["center_y"],
-        "phi_G": 0.0, "scale": float(source_scale),
-    }]
-    return image_model.image(kwargs_lens=kwargs_lens, kwargs_source=kwargs_source,
-                             lens_light_add=False)
+    # the physics tools' renderer, which takes flux per source pixel
+    flux = np.asarray(source_sb, dtype=float) * float(source_scale) ** 2
+    return render_lensed_source(params, flux, source_scale, npix, pixel_scale, psf=psf,
+                                supersampling=supersampling)
 
 
 def render_lens_light(kwargs_sersic, npix, pixel_scale, psf, supersampling=3):
@@ -145,7 +131,8 @@ def render_lens_light(kwargs_sersic, npix, pixel_scale, psf, supersampling=3):
         ImageData(**lensmodel.image_data_kwargs(npix, pixel_scale)),
         PSF(psf_type="PIXEL", kernel_point_source=np.asarray(psf, dtype=float)),
         lens_light_model_class=LightModel(["SERSIC_ELLIPSE"] * len(kwargs_list)),
-        kwargs_numerics={"supersampling_factor": int(supersampling), "supersampling_convolution": False},
+        kwargs_numerics={"supersampling_factor": int(supersampling),
+                         "supersampling_convolution": False},
     )
     return image_model.lens_surface_brightness(kwargs_list)
 

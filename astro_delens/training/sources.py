@@ -75,7 +75,8 @@ class ProceduralSourceGenerator:
         kinds = SOURCE_KINDS if kinds is None else kinds
         unknown = set(kinds) - set(SOURCE_KINDS)
         if unknown:
-            raise ValueError(f"kinds: unknown source kinds {sorted(unknown)}; expected {list(SOURCE_KINDS)}")
+            raise ValueError(f"kinds: unknown source kinds {sorted(unknown)}; expected "
+                             f"{list(SOURCE_KINDS)}")
         self._names = list(kinds)
         p = np.array([kinds[k] for k in self._names], dtype=float)
         self._probabilities = p / p.sum()
@@ -147,7 +148,8 @@ class ProceduralSourceGenerator:
                 blob = self._knots(rng, self._hlr(rng, 0.6), 1.0)
             else:
                 blob = _random_shape(
-                    galsim.Sersic(n=rng.uniform(0.5, 2.5), half_light_radius=self._hlr(rng, 0.6)), rng)
+                    galsim.Sersic(n=rng.uniform(0.5, 2.5),
+                                  half_light_radius=self._hlr(rng, 0.6)), rng)
             dx, dy = rng.normal(0.0, separation, 2)
             components.append(blob.withFlux(rng.uniform(0.2, 1.0)).shift(dx, dy))
         return galsim.Add(components)

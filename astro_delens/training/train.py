@@ -39,6 +39,7 @@ import contextlib
 import csv
 import datetime
 import json
+import logging
 import math
 import os
 import platform
@@ -65,6 +66,8 @@ __all__ = [
     "epoch_weights_path",
     "read_h5_info",
 ]
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("estimator", "reconstructor")
 FORMAT_VERSION = 1
@@ -380,7 +383,7 @@ def _callbacks(out, state, monitor_path, patience, log, total_epochs, epoch_mode
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             parts = [f"{k}={logs[k]:.4g}" for k in ("loss", "val_loss", "mean_mse",
-                                                     "val_mean_mse", "lr") if k in logs]
+                                                    "val_mean_mse", "lr") if k in logs]
             log(f"epoch {epoch + 1}/{total_epochs} " + " ".join(parts)
                 + f" ({logs.get('time_s', 0):.1f} s)")
 
@@ -577,7 +580,7 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
         validation file recorded in ``config.json`` (the old calibration
         belongs to other weights and is removed in any case).
     log : callable, optional
-        Called with status lines (default: print to stderr).
+        Called with status lines (default: this module's logger, at INFO level).
 
     Returns
     -------
@@ -611,7 +614,8 @@ def select_epoch(model_dir, epoch, why, *, calibrate=True, log=None) -> dict:
         from .calibrate import calibrate_estimator
 
         cfg["calibration"] = calibrate_estimator(model_dir, val["path"], log=log)
-    atomic_write_text(model_dir / "card.md", _card_stub(cfg) + _kept_sections(model_dir / "card.md"))
+    atomic_write_text(model_dir / "card.md",
+                      _card_stub(cfg) + _kept_sections(model_dir / "card.md"))
     write_checksums(model_dir)
     return cfg
 
@@ -717,7 +721,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     verbose : "auto", 0, 1 or 2
         Keras progress output ("auto": a bar on a terminal, else one line per epoch).
     log : callable, optional
-        Called with one line per epoch and status messages (default: print to stderr).
+        Called with one line per epoch and status messages (default: this module's
+        logger, at INFO level).
     command : str, optional
         The command line, recorded in the provenance.
     init : path-like, optional
@@ -750,8 +755,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     if lr_schedule not in ("cosine", "plateau", "constant"):
         raise ValueError(f"lr_schedule: expected cosine, plateau or constant, got {lr_schedule!r}")
     if log is None:
-        def log(msg):
-            print(msg, file=sys.stderr, flush=True)
+        log = logger.info
 
     t_start = time.time()
     out = Path(out)
@@ -766,8 +770,8 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     train_paths = [info["path"] for info in info_train]
     n_available = sum(info["n"] for info in info_train)
     n_train = n_available if max_samples is None else min(int(max_samples), n_available)
-    n_val = info_val["n"] if max_val_samples is None else min(int(max_val_samples),
-                                                               info_val["n"])
+    n_val = (info_val["n"] if max_val_samples is None
+             else min(int(max_val_samples), info_val["n"]))
     if n_train < 1 or n_val < 1:
         raise ValueError("max_samples: no training or validation samples left")
 
