@@ -1205,44 +1205,9 @@ def prepare_cutout(
     # 2. cutout ------------------------------------------------------------
     fov = n * d
     size_arcsec = fov if size is None else float(_angle_value(size, "size")[0])
-    radius = max(size_arcsec, fov) / 2.0 * np.sqrt(2.0)
-    smallest = float(np.min(np.linalg.svd(in_jac, compute_uv=False)))
-    half = int(np.ceil(radius / smallest)) + 4
-    # keep memory sane for tiny input pixels: a 4k x 4k native cutout at most
-    half = min(half, 2048)
-    side = 2 * half + 1
-    # Cutout2D copies the cutout only (the input is never modified)
-    arr = inp.data if inp.data.dtype.kind == "f" else inp.data.astype(float)
-    cut = Cutout2D(arr, (x0, y0), (side, side), wcs=wcs, mode="partial", fill_value=np.nan,
-                   copy=True)
-    sl_orig, sl_cut = cut.slices_original, cut.slices_cutout
-
-    def _cut(a, fill):
-        out = np.full(cut.shape, fill, dtype=a.dtype)
-        out[sl_cut] = a[sl_orig]
-        return out
-
-    data_c = np.asarray(cut.data, dtype=float)
-    outside_c = np.ones(cut.shape, bool)
-    outside_c[sl_cut] = False
-    bad_c = _cut(bad_in, True) | outside_c | ~np.isfinite(data_c)
-    std_c = None if noise_std is None else _cut(noise_std, np.nan)
+    cut, data_c, bad_c, outside_c, std_c = _native_cutout(
+        inp, wcs, (x0, y0), in_jac, size_arcsec, max(size_arcsec, fov), bad_in, noise_std, steps)
     xc, yc = cut.input_position_cutout
-    steps.append({"step": "cutout", "size_arcsec": round(size_arcsec, 4),
-                  "native_shape": list(cut.shape),
-                  "origin_original": [int(v) for v in cut.origin_original],
-                  "padded": bool(outside_c.any())})
-    valid = ~bad_c
-    if not valid.any():
-        raise ValueError(
-            f"data: the cutout of {inp.label} around pixel ({x0:.1f}, {y0:.1f}) holds no valid "
-            "pixel (all NaN, infinite or masked)"
-        )
-    vals = data_c[valid]
-    if np.ptp(vals) == 0:
-        raise ValueError(
-            f"data: the cutout of {inp.label} is constant (every valid pixel equals {vals[0]:g})"
-        )
 
     # 3. background & 4. noise ----------------------------------------------
     image_c, var_c = _sky_and_noise(
@@ -1256,38 +1221,13 @@ def prepare_cutout(
     c_out = (n - 1) / 2.0
 
     # 6. mask --------------------------------------------------------------
-    jj, ii = np.mgrid[:n, :n]
-    gx, gy = (c_out - ii) * d, (jj - c_out) * d
-    outside_size = np.maximum(np.abs(gx), np.abs(gy)) > size_arcsec / 2.0 + 1e-9
-    outside_all = np.asarray(outside_o, bool) | outside_size
-    mask_o = (
-        outside_all | (np.nan_to_num(bad_o, nan=1.0) > MASK_THRESHOLD)
-        | ~np.isfinite(image_o) | ~np.isfinite(noise_o)
-    )
-    if mask_o.all():
-        raise ValueError(f"data: no valid pixel of {inp.label} falls on the model grid")
-    r_grid = np.hypot(gx, gy)
-    field_radius = float(r_grid[outside_all].min()) if outside_all.any() else float(
-        np.max(np.abs(gx)) + d / 2)
-    steps.append({"step": "mask", "n_masked": int(mask_o.sum()),
-                  "n_outside": int(outside_all.sum()),
-                  "field_radius_arcsec": round(field_radius, 3)})
+    mask_o, r_grid, field_radius = _grid_mask(image_o, noise_o, bad_o, outside_o, preset,
+                                              size_arcsec, inp.label, steps)
 
     # 7. contaminants --------------------------------------------------------
     keep_radius = _keep_radius(preset)
-    valid_noise = noise_o[~mask_o]
-    median_noise = float(np.median(valid_noise)) if valid_noise.size else 0.0
-    if mask_contaminants:
-        if median_noise > 0:
-            cont, n_seg = _contaminant_mask(image_o, noise_o, mask_o, r_grid, keep_radius, d)
-            mask_o = mask_o | cont
-            steps.append({"step": "contaminants", "method": "photutils.segmentation, 3 sigma",
-                          "keep_radius_arcsec": round(keep_radius, 3), "n_masked_sources": n_seg,
-                          "n_pixels": int(cont.sum())})
-        else:
-            steps.append({"step": "contaminants", "method": "skipped (noise-free data)"})
-    image_o = np.where(mask_o, 0.0, image_o)
-    noise_o = np.where(mask_o, median_noise, noise_o)
+    image_o, noise_o, mask_o = _masked_contaminants(image_o, noise_o, mask_o, r_grid, keep_radius,
+                                                    d, mask_contaminants, steps)
 
     # 8. psf ---------------------------------------------------------------
     psf_out, psf_fwhm = _parse_psf(psf, inp, in_jac, in_scale, preset, ref, steps)
@@ -1339,6 +1279,95 @@ def prepare_cutout(
         assumed_psf_fwhm=assumed_fwhm,
         assumed_psf_reason=assumed_reason,
     )
+
+
+def _native_cutout(inp, wcs, position, in_jac, size_arcsec, extent, bad_in, noise_std, steps):
+    """Step 2: a native-pixel cutout holding a square of ``extent`` arcsec at any rotation.
+
+    Returns the `~astropy.nddata.Cutout2D`, its data, bad and outside flags,
+    and its noise (None when none was given).
+    """
+    x0, y0 = position
+    radius = extent / 2.0 * np.sqrt(2.0)
+    smallest = float(np.min(np.linalg.svd(in_jac, compute_uv=False)))
+    # keep memory sane for tiny input pixels: a 4k x 4k native cutout at most
+    half = min(int(np.ceil(radius / smallest)) + 4, 2048)
+    side = 2 * half + 1
+    # Cutout2D copies the cutout only (the input is never modified)
+    arr = inp.data if inp.data.dtype.kind == "f" else inp.data.astype(float)
+    cut = Cutout2D(arr, (x0, y0), (side, side), wcs=wcs, mode="partial", fill_value=np.nan,
+                   copy=True)
+
+    def on_cutout(a, fill):
+        out = np.full(cut.shape, fill, dtype=a.dtype)
+        out[cut.slices_cutout] = a[cut.slices_original]
+        return out
+
+    data_c = np.asarray(cut.data, dtype=float)
+    outside_c = np.ones(cut.shape, bool)
+    outside_c[cut.slices_cutout] = False
+    bad_c = on_cutout(bad_in, True) | outside_c | ~np.isfinite(data_c)
+    std_c = None if noise_std is None else on_cutout(noise_std, np.nan)
+    steps.append({"step": "cutout", "size_arcsec": round(size_arcsec, 4),
+                  "native_shape": list(cut.shape),
+                  "origin_original": [int(v) for v in cut.origin_original],
+                  "padded": bool(outside_c.any())})
+    valid = ~bad_c
+    if not valid.any():
+        raise ValueError(
+            f"data: the cutout of {inp.label} around pixel ({x0:.1f}, {y0:.1f}) holds no valid "
+            "pixel (all NaN, infinite or masked)"
+        )
+    vals = data_c[valid]
+    if np.ptp(vals) == 0:
+        raise ValueError(
+            f"data: the cutout of {inp.label} is constant (every valid pixel equals {vals[0]:g})"
+        )
+    return cut, data_c, bad_c, outside_c, std_c
+
+
+def _grid_mask(image, noise, bad, outside, preset, size_arcsec, label, steps):
+    """Step 6: the mask on the model grid, each pixel's radius, and the radius of the field.
+
+    Masked: pixels outside the data or the requested size, mostly made of bad
+    input pixels, or not finite. The field radius is the distance from the
+    centre to the nearest pixel outside the data.
+    """
+    n, d = preset.npix, float(preset.pixel_scale)
+    c = (n - 1) / 2.0
+    jj, ii = np.mgrid[:n, :n]
+    gx, gy = (c - ii) * d, (jj - c) * d
+    outside_size = np.maximum(np.abs(gx), np.abs(gy)) > size_arcsec / 2.0 + 1e-9
+    outside_all = np.asarray(outside, bool) | outside_size
+    mask = (outside_all | (np.nan_to_num(bad, nan=1.0) > MASK_THRESHOLD)
+            | ~np.isfinite(image) | ~np.isfinite(noise))
+    if mask.all():
+        raise ValueError(f"data: no valid pixel of {label} falls on the model grid")
+    r_grid = np.hypot(gx, gy)
+    field_radius = (float(r_grid[outside_all].min()) if outside_all.any()
+                    else float(np.max(np.abs(gx)) + d / 2))
+    steps.append({"step": "mask", "n_masked": int(mask.sum()),
+                  "n_outside": int(outside_all.sum()),
+                  "field_radius_arcsec": round(field_radius, 3)})
+    return mask, r_grid, field_radius
+
+
+def _masked_contaminants(image, noise, mask, r_grid, keep_radius, d, enabled, steps):
+    """Step 7: other objects masked (when ``enabled`` and the data are noisy), then masked
+    pixels set to zero with the median noise.
+    """
+    valid_noise = noise[~mask]
+    median_noise = float(np.median(valid_noise)) if valid_noise.size else 0.0
+    if enabled:
+        if median_noise > 0:
+            cont, n_seg = _contaminant_mask(image, noise, mask, r_grid, keep_radius, d)
+            mask = mask | cont
+            steps.append({"step": "contaminants", "method": "photutils.segmentation, 3 sigma",
+                          "keep_radius_arcsec": round(keep_radius, 3), "n_masked_sources": n_seg,
+                          "n_pixels": int(cont.sum())})
+        else:
+            steps.append({"step": "contaminants", "method": "skipped (noise-free data)"})
+    return np.where(mask, 0.0, image), np.where(mask, median_noise, noise), mask
 
 
 def _merged_header(inp):

@@ -291,6 +291,176 @@ def _covariance(jac):
         return np.linalg.pinv(fisher)
 
 
+@dataclass
+class _FitSetup:
+    """The keywords of lenstronomy's ``FittingSequence`` for one refinement."""
+
+    kwargs_data_joint: dict
+    kwargs_model: dict
+    kwargs_constraints: dict
+    kwargs_likelihood: dict
+    kwargs_params: dict
+    kwargs_data: dict
+    kwargs_numerics: dict
+    source_list: list
+    tie: bool
+    center_rows: object
+
+    def sequence(self):
+        """A new ``FittingSequence`` (reads ``kwargs_params`` as it is now)."""
+        from lenstronomy.Workflow.fitting_sequence import FittingSequence
+
+        return FittingSequence(self.kwargs_data_joint, self.kwargs_model, self.kwargs_constraints,
+                               self.kwargs_likelihood, self.kwargs_params, verbose=False)
+
+
+def _fit_setup(img, noise, use, start, std, lower, upper, d, inv, n_swarm, beta0, source_model,
+               lens_light, light_center_sigma, prior, kwargs_psf, supersampling,
+               supersampling_region):
+    """Parameters, priors, constraints, data and numerics of the fit, as lenstronomy wants them."""
+    n = img.shape[0]
+    kwargs_lens_init = lensmodel.to_lenstronomy_kwargs(start)
+    lens_sigma = [{}, {}]
+    lens_lower = [{}, {}]
+    lens_upper = [{}, {}]
+    for k, (i, name) in enumerate(_LENS_KEYS):
+        lens_sigma[i][name] = float(std[k])
+        lens_lower[i][name] = float(lower[k])
+        lens_upper[i][name] = float(upper[k])
+    kwargs_params = {
+        "lens_model": [kwargs_lens_init, lens_sigma, [{}, {}], lens_lower, lens_upper],
+        "source_model": _source_params(source_model, n_swarm, beta0, inv.center, d, std),
+        # lenstronomy's FittingSequence needs this entry even without a lens-light model
+        "lens_light_model": [[], [], [], [], []],
+    }
+    ll_list = []
+    if lens_light is not None:
+        ll_list = ["SERSIC_ELLIPSE" if lens_light == "sersic" else "MULTI_GAUSSIAN_ELLIPSE"]
+        kwargs_params["lens_light_model"] = _lens_light_params(
+            lens_light, inv.kwargs_lens_light, d, n)
+    source_list = source_model.split("+")
+    kwargs_model = {
+        "lens_model_list": list(lensmodel.LENS_MODEL_LIST),
+        "source_light_model_list": source_list,
+        "lens_light_model_list": ll_list,
+    }
+    kwargs_constraints = {
+        # the shear is anchored at the lens centre, as in astro_delens.lensmodel
+        "joint_lens_with_lens": [[0, 1, {"ra_0": "center_x", "dec_0": "center_y"}]],
+    }
+    tie = light_center_sigma is not None and lens_light is not None and light_center_sigma == 0
+    soft = light_center_sigma is not None and lens_light is not None and light_center_sigma > 0
+    if tie:
+        # the mass centre follows the light centre, which is sampled in its stead
+        # within the lens centre's bounds and with its sigma
+        kwargs_constraints["joint_lens_with_light"] = [[0, 0, ["center_x", "center_y"]]]
+        init, sigma, _, low, up = kwargs_params["lens_light_model"]
+        for k, key in ((4, "center_x"), (5, "center_y")):
+            init[0][key] = float(start[k])
+            sigma[0][key] = float(std[k])
+            low[0][key] = float(lower[k])
+            up[0][key] = float(upper[k])
+    if len(source_list) == 2:
+        kwargs_constraints["joint_source_with_source"] = [[0, 1, ["center_x", "center_y"]]]
+    prior_lens = [[i, name, float(start[k]), float(std[k])]
+                  for k, (i, name) in enumerate(_LENS_KEYS)] if prior else None
+    if soft:
+        sig_c = float(light_center_sigma)
+
+        def center_rows(kw):
+            lens, light = kw["kwargs_lens"][0], kw["kwargs_lens_light"][0]
+            return np.array([lens["center_x"] - light["center_x"],
+                             lens["center_y"] - light["center_y"]]) / sig_c
+
+        def center_penalty(**kw):
+            return -0.5 * float(np.sum(center_rows(kw) ** 2))
+    else:
+        center_rows = center_penalty = None
+    kwargs_likelihood = {
+        "custom_logL_addition": center_penalty,
+        "check_bounds": True,
+        "image_likelihood_mask_list": [use.astype(int)],
+        "prior_lens": prior_lens,
+        "source_marg": False,
+    }
+    kwargs_data = {"image_data": img, "noise_map": noise, **image_grid_kwargs(n, d)}
+    kwargs_numerics = {"supersampling_factor": int(supersampling),
+                       "supersampling_convolution": False}
+    if supersampling_region == "arcs" and int(supersampling) > 1:
+        # supersample only where it matters: the arcs (as the start inversion
+        # sees them, above the noise, grown by 2 pixels) and the lens centre
+        from scipy.ndimage import binary_dilation
+
+        jj, ii = np.mgrid[0:n, 0:n]
+        xx, yy = lensmodel.pixel_to_angle(ii, jj, n, d)
+        region = binary_dilation(np.abs(inv.arcs_model) > noise, iterations=2)
+        cx, cy = lensmodel.lens_center(start)
+        region |= np.hypot(xx - cx, yy - cy) < max(3 * d, 0.3)
+        kwargs_numerics = {"supersampling_factor": int(supersampling),
+                           "compute_mode": "adaptive", "supersampled_indexes": region,
+                           "supersampling_convolution": False}
+    kwargs_data_joint = {"multi_band_list": [[kwargs_data, kwargs_psf, kwargs_numerics]],
+                         "multi_band_type": "single-band"}
+    return _FitSetup(kwargs_data_joint, kwargs_model, kwargs_constraints, kwargs_likelihood,
+                     kwargs_params, kwargs_data, kwargs_numerics, source_list, tie, center_rows)
+
+
+def _best_fit_model(im_sim, kwargs_result, img, noise, use, n_nonlinear, with_light):
+    """The lens parameters, arcs, lens light, normalised residuals and reduced chi^2 of a fit.
+
+    The linear amplitudes are solved at the fit's non-linear parameters; the
+    degrees of freedom count both.
+    """
+    kw_src = kwargs_result["kwargs_source"]
+    kw_ll = kwargs_result["kwargs_lens_light"]
+    kw_lens = kwargs_result["kwargs_lens"]
+    im_sim.image_linear_solve(kw_lens, kw_src, kw_ll)
+    arcs_model = im_sim.source_surface_brightness(kw_src, kw_lens)
+    lens_light_model = im_sim.lens_surface_brightness(kw_ll) if with_light else np.zeros_like(img)
+    resid = np.where(use, (img - arcs_model - lens_light_model) / noise, 0.0)
+    n_linear = im_sim.num_param_linear(kw_lens, kw_src, kw_ll, None)
+    dof = max(int(use.sum()) - n_nonlinear - n_linear, 1)
+    red = float(np.sum(resid[use] ** 2) / dof)
+    return lensmodel.from_lenstronomy_kwargs(kw_lens), arcs_model, lens_light_model, resid, red
+
+
+def _checked_std(params_std, std_floor, systematic_std):
+    """The prior sigmas (floored) and the systematic sigmas (None when not given), checked."""
+    std = np.asarray(params_std, dtype=float)
+    if std.shape != (8,) or not np.all(np.isfinite(std)) or np.any(std < 0):
+        raise ValueError(f"params_std: expected 8 finite non-negative values, got {params_std!r}")
+    sys_std = None
+    if systematic_std is not None:
+        sys_std = np.asarray(systematic_std, dtype=float)
+        if sys_std.shape not in ((), (8,)) or not np.all(np.isfinite(sys_std)) \
+                or np.any(sys_std < 0):
+            raise ValueError(f"systematic_std: expected 8 finite non-negative values, got "
+                             f"{systematic_std!r}")
+        sys_std = np.broadcast_to(sys_std, (8,))
+    floor = np.broadcast_to(np.asarray(std_floor, dtype=float), (8,))
+    return np.maximum(std, floor), sys_std
+
+
+def _check_options(source_model, lens_light, n_particles, n_iterations, supersampling_region,
+                   source_npix, source_pixel_scale, swarm_n_max, n_max):
+    """Refuse options `refine` cannot use, naming them."""
+    if source_model not in SOURCE_MODELS:
+        raise ValueError(f"source_model: expected one of {SOURCE_MODELS}, got {source_model!r}")
+    if lens_light not in LENS_LIGHT_CHOICES:
+        raise ValueError(f"lens_light: expected one of {LENS_LIGHT_CHOICES}, got {lens_light!r}")
+    if int(n_particles) < 2 or int(n_iterations) < 1:
+        raise ValueError("n_particles, n_iterations: need at least 2 particles and 1 iteration")
+    if supersampling_region not in ("arcs", "all"):
+        raise ValueError(
+            f"supersampling_region: expected 'arcs' or 'all', got {supersampling_region!r}")
+    if (source_npix is None) != (source_pixel_scale is None):
+        raise ValueError("source_npix, source_pixel_scale: give both or neither")
+    if int(swarm_n_max) < 0:
+        raise ValueError(f"swarm_n_max: must be a non-negative integer, got {swarm_n_max!r}")
+    if not (isinstance(n_max, str) and n_max == "auto") and int(n_max) < 0:
+        raise ValueError(f"n_max: must be a non-negative integer or 'auto', got {n_max!r}")
+
+
 def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=None, mcmc=False,
            n_particles=12, n_iterations=20, source_model="SHAPELETS", n_max="auto",
            lens_light="sersic", psf_fwhm=None, supersampling=3, supersampling_region="arcs",
@@ -419,41 +589,18 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     from lenstronomy.ImSim.image_linear_solve import ImageLinearFit
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
-    from lenstronomy.Workflow.fitting_sequence import FittingSequence
 
     from .inversion import invert_source, shapelet_scale
 
     t0 = time.perf_counter()
     img, noise, use = prepare_inputs(image, noise_map, mask)
     start = check_params(params)
-    std = np.asarray(params_std, dtype=float)
-    if std.shape != (8,) or not np.all(np.isfinite(std)) or np.any(std < 0):
-        raise ValueError(f"params_std: expected 8 finite non-negative values, got {params_std!r}")
-    sys_std = None
-    if systematic_std is not None:
-        sys_std = np.asarray(systematic_std, dtype=float)
-        if sys_std.shape not in ((), (8,)) or not np.all(np.isfinite(sys_std)) \
-                or np.any(sys_std < 0):
-            raise ValueError(f"systematic_std: expected 8 finite non-negative values, got "
-                             f"{systematic_std!r}")
-        sys_std = np.broadcast_to(sys_std, (8,))
-    floor = np.broadcast_to(np.asarray(std_floor, dtype=float), (8,))
-    std = np.maximum(std, floor)
+    std, sys_std = _checked_std(params_std, std_floor, systematic_std)
     d = float(pixel_scale)
     if not d > 0:
         raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
-    if source_model not in SOURCE_MODELS:
-        raise ValueError(f"source_model: expected one of {SOURCE_MODELS}, got {source_model!r}")
-    if lens_light not in LENS_LIGHT_CHOICES:
-        raise ValueError(f"lens_light: expected one of {LENS_LIGHT_CHOICES}, got {lens_light!r}")
-    if int(n_particles) < 2 or int(n_iterations) < 1:
-        raise ValueError("n_particles, n_iterations: need at least 2 particles and 1 iteration")
-    if supersampling_region not in ("arcs", "all"):
-        raise ValueError(
-            f"supersampling_region: expected 'arcs' or 'all', got {supersampling_region!r}")
-    if (source_npix is None) != (source_pixel_scale is None):
-        raise ValueError("source_npix, source_pixel_scale: give both or neither")
-    n = img.shape[0]
+    _check_options(source_model, lens_light, n_particles, n_iterations, supersampling_region,
+                   source_npix, source_pixel_scale, swarm_n_max, n_max)
     psf_class, kwargs_psf, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)
 
     lo_hard, hi_hard = PARAMETER_BOUNDS
@@ -479,8 +626,6 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
                 best = (bic, order, trial)
         return best[1], best[2]
 
-    if int(swarm_n_max) < 0:
-        raise ValueError(f"swarm_n_max: must be a non-negative integer, got {swarm_n_max!r}")
     swarm_n_max = int(swarm_n_max)
     auto = isinstance(n_max, str) and n_max == "auto"
     # with the polish, "auto" considers orders above swarm_n_max only at the swarm's
@@ -492,94 +637,16 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         n_max, inv = lowest_bic(low_orders if split else N_MAX_AUTO, start)
         n_swarm = n_max
     else:
-        if int(n_max) < 0:
-            raise ValueError(f"n_max: must be a non-negative integer or 'auto', got {n_max!r}")
         n_max, inv = lowest_bic([int(n_max)], start)
         n_swarm = min(n_max, swarm_n_max) if polish else n_max
     beta0 = min(inv.beta, shapelet_scale(0.6 * start[lensmodel.INDEX["theta_E"]] + 2 * d, n_swarm))
 
-    kwargs_lens_init = lensmodel.to_lenstronomy_kwargs(start)
-    lens_sigma = [{}, {}]
-    lens_lower = [{}, {}]
-    lens_upper = [{}, {}]
-    for k, (i, name) in enumerate(_LENS_KEYS):
-        lens_sigma[i][name] = float(std[k])
-        lens_lower[i][name] = float(lower[k])
-        lens_upper[i][name] = float(upper[k])
-    kwargs_params = {
-        "lens_model": [kwargs_lens_init, lens_sigma, [{}, {}], lens_lower, lens_upper],
-        "source_model": _source_params(source_model, n_swarm, beta0, inv.center, d, std),
-        # lenstronomy's FittingSequence needs this entry even without a lens-light model
-        "lens_light_model": [[], [], [], [], []],
-    }
-    ll_list = []
-    if lens_light is not None:
-        ll_list = ["SERSIC_ELLIPSE" if lens_light == "sersic" else "MULTI_GAUSSIAN_ELLIPSE"]
-        kwargs_params["lens_light_model"] = _lens_light_params(
-            lens_light, inv.kwargs_lens_light, d, n)
-    source_list = source_model.split("+")
-    kwargs_model = {
-        "lens_model_list": list(lensmodel.LENS_MODEL_LIST),
-        "source_light_model_list": source_list,
-        "lens_light_model_list": ll_list,
-    }
-    kwargs_constraints = {
-        # the shear is anchored at the lens centre, as in astro_delens.lensmodel
-        "joint_lens_with_lens": [[0, 1, {"ra_0": "center_x", "dec_0": "center_y"}]],
-    }
-    tie = light_center_sigma is not None and lens_light is not None and light_center_sigma == 0
-    soft = light_center_sigma is not None and lens_light is not None and light_center_sigma > 0
-    if tie:
-        # the mass centre follows the light centre, which is sampled in its stead
-        # within the lens centre's bounds and with its sigma
-        kwargs_constraints["joint_lens_with_light"] = [[0, 0, ["center_x", "center_y"]]]
-        init, sigma, _, low, up = kwargs_params["lens_light_model"]
-        for k, key in ((4, "center_x"), (5, "center_y")):
-            init[0][key] = float(start[k])
-            sigma[0][key] = float(std[k])
-            low[0][key] = float(lower[k])
-            up[0][key] = float(upper[k])
-    if len(source_list) == 2:
-        kwargs_constraints["joint_source_with_source"] = [[0, 1, ["center_x", "center_y"]]]
-    prior_lens = [[i, name, float(start[k]), float(std[k])]
-                  for k, (i, name) in enumerate(_LENS_KEYS)] if prior else None
-    if soft:
-        sig_c = float(light_center_sigma)
-
-        def center_rows(kw):
-            lens, light = kw["kwargs_lens"][0], kw["kwargs_lens_light"][0]
-            return np.array([lens["center_x"] - light["center_x"],
-                             lens["center_y"] - light["center_y"]]) / sig_c
-
-        def center_penalty(**kw):
-            return -0.5 * float(np.sum(center_rows(kw) ** 2))
-    else:
-        center_rows = center_penalty = None
-    kwargs_likelihood = {
-        "custom_logL_addition": center_penalty,
-        "check_bounds": True,
-        "image_likelihood_mask_list": [use.astype(int)],
-        "prior_lens": prior_lens,
-        "source_marg": False,
-    }
-    kwargs_data = {"image_data": img, "noise_map": noise, **image_grid_kwargs(n, d)}
-    kwargs_numerics = {"supersampling_factor": int(supersampling),
-                       "supersampling_convolution": False}
-    if supersampling_region == "arcs" and int(supersampling) > 1:
-        # supersample only where it matters: the arcs (as the start inversion
-        # sees them, above the noise, grown by 2 pixels) and the lens centre
-        from scipy.ndimage import binary_dilation
-
-        jj, ii = np.mgrid[0:n, 0:n]
-        xx, yy = lensmodel.pixel_to_angle(ii, jj, n, d)
-        region = binary_dilation(np.abs(inv.arcs_model) > noise, iterations=2)
-        cx, cy = lensmodel.lens_center(start)
-        region |= np.hypot(xx - cx, yy - cy) < max(3 * d, 0.3)
-        kwargs_numerics = {"supersampling_factor": int(supersampling),
-                           "compute_mode": "adaptive", "supersampled_indexes": region,
-                           "supersampling_convolution": False}
-    kwargs_data_joint = {"multi_band_list": [[kwargs_data, kwargs_psf, kwargs_numerics]],
-                         "multi_band_type": "single-band"}
+    fit = _fit_setup(img, noise, use, start, std, lower, upper, d, inv, n_swarm, beta0,
+                     source_model, lens_light, light_center_sigma, prior, kwargs_psf,
+                     supersampling, supersampling_region)
+    kwargs_params, tie, center_rows = fit.kwargs_params, fit.tie, fit.center_rows
+    kwargs_data, kwargs_numerics = fit.kwargs_data, fit.kwargs_numerics
+    ll_list, source_list = fit.kwargs_model["lens_light_model_list"], fit.source_list
 
     state = np.random.get_state() if seed is not None else None
     try:
@@ -587,8 +654,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         with contextlib.redirect_stdout(io.StringIO()):
             if seed is not None:
                 np.random.seed(int(seed))
-            fit_seq = FittingSequence(kwargs_data_joint, kwargs_model, kwargs_constraints,
-                                      kwargs_likelihood, kwargs_params, verbose=False)
+            fit_seq = fit.sequence()
             timing["start_inversion"] = time.perf_counter() - tic
             tic = time.perf_counter()
             # 1. particle swarm
@@ -617,8 +683,7 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
                 # parameter, so the parameter arrays keep their layout
                 kwargs_params["source_model"] = _source_params(
                     source_model, n_max, beta0, inv.center, d, std)
-                fit_seq = FittingSequence(kwargs_data_joint, kwargs_model, kwargs_constraints,
-                                          kwargs_likelihood, kwargs_params, verbose=False)
+                fit_seq = fit.sequence()
                 param_class = fit_seq.param_class
             prior_idx = lens_idx if prior else np.zeros(0, dtype=int)
             residuals = _model_residuals(
@@ -661,19 +726,11 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
         if state is not None:
             np.random.set_state(state)
 
-    kw_src = kwargs_result["kwargs_source"]
-    kw_ll = kwargs_result["kwargs_lens_light"]
-    kw_lens = kwargs_result["kwargs_lens"]
-    best = lensmodel.from_lenstronomy_kwargs(kw_lens)
-    im_sim.image_linear_solve(kw_lens, kw_src, kw_ll)
-    arcs_model = im_sim.source_surface_brightness(kw_src, kw_lens)
-    lens_light_model = im_sim.lens_surface_brightness(kw_ll) if ll_list else np.zeros_like(img)
-    model = arcs_model + lens_light_model
-    resid = np.where(use, (img - model) / noise, 0.0)
     n_nonlinear = len(args)
-    n_linear = im_sim.num_param_linear(kw_lens, kw_src, kw_ll, None)
-    dof = max(int(use.sum()) - n_nonlinear - n_linear, 1)
-    red = float(np.sum(resid[use] ** 2) / dof)
+    best, arcs_model, lens_light_model, resid, red = _best_fit_model(
+        im_sim, kwargs_result, img, noise, use, n_nonlinear, bool(ll_list))
+    model = arcs_model + lens_light_model
+    kw_src = kwargs_result["kwargs_source"]
 
     if mcmc:
         best = np.median(samples, axis=0)

@@ -685,6 +685,57 @@ def _card_stub(cfg) -> str:
     return "\n".join(lines)
 
 
+def _optimizer(lr, lr_schedule, epochs, steps, training):
+    """AdamW with its learning-rate schedule.
+
+    Cosine: a linear warm-up over ``training["warmup_epochs"]`` (at most a
+    tenth of the run), then a cosine decay; otherwise constant (the plateau
+    schedule is a callback).
+    """
+    import keras
+
+    if lr_schedule == "cosine":
+        warm = int(min(training["warmup_epochs"] * steps, max(epochs * steps // 10, 0)))
+        decay = max(epochs * steps - warm, 1)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr * 0.1 if warm else lr, decay_steps=decay, alpha=0.01,
+            warmup_target=lr if warm else None, warmup_steps=warm)
+    else:
+        schedule = float(lr)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
+                                       weight_decay=float(training["weight_decay"]),
+                                       global_clipnorm=float(training["global_clipnorm"]))
+    return optimizer
+
+
+def _prepare_output(out, state, kind, arch, training, overwrite) -> bool:
+    """Make ``out`` ready for training; True when it holds a run of this configuration to resume.
+
+    An interrupted run of another configuration, or a finished model, is
+    refused unless ``overwrite``.
+    """
+    from ..nn.architectures import resolve_config
+
+    resume = False
+    if out.exists() and any(out.iterdir()):
+        prev_cfg = out / "config.json"
+        if state.exists() and prev_cfg.exists() and not overwrite:
+            prev = json.loads(prev_cfg.read_text())
+            same = (prev.get("kind") == kind
+                    and resolve_config(kind, prev.get("architecture")) == arch
+                    and {**TRAINING_DEFAULTS, **prev.get("training_setup", {})} == training)
+            if not same:
+                raise ValueError(f"out: {out} holds an interrupted run of a different "
+                                 "configuration; use another directory or --overwrite")
+            resume = True
+        elif overwrite:
+            shutil.rmtree(out)
+        else:
+            raise ValueError(f"out: {out} is not empty (it holds a model or other files); "
+                             "use another directory or --overwrite")
+    return resume
+
+
 def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32, lr=1e-3,
                 seed=0, max_samples=None, max_val_samples=None, patience=8,
                 lr_schedule="cosine", augment=True, overwrite=False, verbose="auto",
@@ -804,24 +855,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
 
         arch["cascade"] = cascade_geometry(stats, preset.pixel_scale)
 
-    # ---- output directory: fresh, resume or refuse
-    resume = False
-    if out.exists() and any(out.iterdir()):
-        prev_cfg = out / "config.json"
-        if state.exists() and prev_cfg.exists() and not overwrite:
-            prev = json.loads(prev_cfg.read_text())
-            same = (prev.get("kind") == kind
-                    and resolve_config(kind, prev.get("architecture")) == arch
-                    and {**TRAINING_DEFAULTS, **prev.get("training_setup", {})} == training)
-            if not same:
-                raise ValueError(f"out: {out} holds an interrupted run of a different "
-                                 "configuration; use another directory or --overwrite")
-            resume = True
-        elif overwrite:
-            shutil.rmtree(out)
-        else:
-            raise ValueError(f"out: {out} is not empty (it holds a model or other files); "
-                             "use another directory or --overwrite")
+    resume = _prepare_output(out, state, kind, arch, training, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     state.mkdir(exist_ok=True)
 
@@ -863,17 +897,7 @@ def train_model(kind, train, val, out, config=None, *, epochs=50, batch_size=32,
     val_ds = _make_pydataset(val_maker)
     steps = len(train_maker)
 
-    if lr_schedule == "cosine":
-        warm = int(min(training["warmup_epochs"] * steps, max(epochs * steps // 10, 0)))
-        decay = max(epochs * steps - warm, 1)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=lr * 0.1 if warm else lr, decay_steps=decay, alpha=0.01,
-            warmup_target=lr if warm else None, warmup_steps=warm)
-    else:
-        schedule = float(lr)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule,
-                                       weight_decay=float(training["weight_decay"]),
-                                       global_clipnorm=float(training["global_clipnorm"]))
+    optimizer = _optimizer(lr, lr_schedule, epochs, steps, training)
     loss_cfg = dict(training.get("loss") or {})
     if kind == "estimator":
         loss = GaussianNLL(**loss_cfg)
