@@ -120,8 +120,13 @@ def check_keywords(kwargs, accepted):
 
 
 def show_progress(progress) -> bool:
-    """``progress`` as a bool; None means: only when stderr is a terminal."""
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    """``progress`` as a bool; None means the ``progress`` setting (`astro_delens.config`)."""
+    if progress is not None:
+        return bool(progress)
+    from .config import conf
+
+    setting = conf.progress
+    return sys.stderr.isatty() if setting == "auto" else setting == "always"
 
 
 def warn_failures(on_error, iterate):

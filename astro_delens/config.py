@@ -12,6 +12,8 @@ Examples
 >>> with conf.set_temp("default_model", "survey"):
 ...     conf.default_model
 'survey'
+>>> conf.symmetries, conf.estimator_batch_size, conf.progress
+(8, 256, 'auto')
 """
 
 from astropy import config as _config
@@ -30,6 +32,17 @@ class Conf(_config.ConfigNamespace):
     partition_size = _config.ConfigItem(
         256, "Inputs per Dask partition of astro_delens.parallel and astro-delens "
              "predict --workers/--scheduler.")
+    symmetries = _config.ConfigItem(
+        8, "Turns and flips of each image whose network answers are averaged (8, 4 or 1), "
+           "when none is given.")
+    estimator_batch_size = _config.ConfigItem(
+        256, "Images per network call of LensParameterEstimator, when none is given.")
+    reconstructor_batch_size = _config.ConfigItem(
+        64, "Images per network call of SourceReconstructor, when none is given.")
+    progress = _config.ConfigItem(
+        "auto", "Progress bars of the *_many methods and the commands: 'auto' (only when "
+                "standard error is a terminal), 'always' or 'never'.",
+        cfgtype="option('auto', 'always', 'never')")
 
 
 conf = Conf()

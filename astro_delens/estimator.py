@@ -30,7 +30,6 @@ from .cutout import PREPARE_KEYWORDS, field_holds_arcs, prepare_cutout
 from .exceptions import OutOfDomainWarning
 from .fieldcheck import DEFAULT_THRESHOLD, field_dependence
 from .front import NetworkFront, load_network
-from .nn.registry import DEFAULT_SYMMETRIES
 from .results import LensEstimate, estimates_table
 
 __all__ = ["LensParameterEstimator"]
@@ -48,12 +47,15 @@ class LensParameterEstimator(NetworkFront):
         unless configured).
     verify : bool
         Check the SHA-256 checksums of the model files before loading them.
-    batch_size : int
-        Images per network call in `predict_many`.
-    symmetries : {8, 4, 1}
+    batch_size : int or None
+        Images per network call in `predict_many`; None: the
+        ``estimator_batch_size`` setting (256 unless configured, see
+        `astro_delens.config`).
+    symmetries : {8, 4, 1} or None
         Average the network's answers over this many turns and flips of the
-        image (see `astro_delens.nn.registry.LoadedEstimator.predict`): 8, the
-        default, is the most accurate; 1 is faster (on 2 CPU cores, arrays to
+        image (see `astro_delens.nn.registry.LoadedEstimator.predict`); None:
+        the ``symmetries`` setting (8 unless configured). 8 is the most
+        accurate; 1 is faster (on 2 CPU cores, arrays to
         a table without the field check at 50 instead of 29 cutouts per second).
     field_check : bool
         Check that the Einstein radius does not depend on what lies far from
@@ -69,10 +71,10 @@ class LensParameterEstimator(NetworkFront):
     >>> result.to_table()["theta_E", "theta_E_err", "center"]   # doctest: +SKIP
     """
 
-    def __init__(self, model=None, *, verify=True, batch_size=256,
-                 symmetries=DEFAULT_SYMMETRIES, field_check=True):
+    def __init__(self, model=None, *, verify=True, batch_size=None, symmetries=None,
+                 field_check=True):
         self._model = load_network(model, "estimator", verify)
-        self._set_batch_size(batch_size)
+        self._set_batch_size(batch_size, "estimator_batch_size")
         self._set_symmetries(symmetries)
         if not isinstance(field_check, bool):
             raise TypeError(f"field_check: expected True or False, got {field_check!r}")
@@ -263,7 +265,8 @@ class LensParameterEstimator(NetworkFront):
             With ``"warn"``, an input that fails gives a warning and a row of
             NaN whose ``error`` column holds the message.
         progress : bool or None
-            Show a progress bar (tqdm) over the inputs; None: only on a terminal.
+            Show a progress bar (tqdm) over the inputs; None: the ``progress``
+            setting (`astro_delens.config`; only on a terminal unless configured).
         **kwargs
             Keywords of `predict` applied to every input.
 

@@ -44,14 +44,24 @@ def model_info(loaded) -> dict:
 class NetworkFront:
     """Base of the public classes: a loaded network (``_model``), batch size and symmetries."""
 
-    def _set_batch_size(self, batch_size):
+    def _set_batch_size(self, batch_size, setting):
+        """``batch_size``, or the setting of that name (`astro_delens.config`) when None."""
+        if batch_size is None:
+            from .config import conf
+
+            batch_size = getattr(conf, setting)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
 
     def _set_symmetries(self, symmetries):
+        """``symmetries``, or the ``symmetries`` setting (`astro_delens.config`) when None."""
         from .nn.augment import symmetries_of_square
 
+        if symmetries is None:
+            from .config import conf
+
+            symmetries = conf.symmetries
         symmetries_of_square(symmetries)  # checks the value
         self.symmetries = int(symmetries)
 

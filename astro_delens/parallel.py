@@ -180,10 +180,7 @@ def predict_frame(inputs, model=None, *, partition_size=None, estimator_options=
     import dask.bag as db
     import dask.dataframe as dd
 
-    from .nn.registry import default_model
-
-    model = default_model() if model is None else model
-    options = dict(estimator_options or {})
+    model, options = _resolved(model, estimator_options)
     if isinstance(inputs, db.Bag):
         parts = [dask.delayed(_named)(part, i) for i, part in enumerate(inputs.to_delayed())]
     else:
@@ -195,6 +192,21 @@ def predict_frame(inputs, model=None, *, partition_size=None, estimator_options=
     frames = [dask.delayed(_frame_partition)(part, model, options, prepare_options)
               for part in parts]
     return dd.from_delayed(frames, meta=_frame_meta(), verify_meta=False)
+
+
+def _resolved(model, estimator_options):
+    """The model and estimator options with what was left to the settings filled in here.
+
+    Workers may run in other processes or on other machines, with other
+    settings: the client's settings decide (`astro_delens.config`).
+    """
+    from .config import conf
+    from .nn.registry import default_model
+
+    options = dict(estimator_options or {})
+    if options.get("symmetries") is None:
+        options["symmetries"] = int(conf.symmetries)
+    return (default_model() if model is None else model), options
 
 
 def _named(part, index):
@@ -314,10 +326,7 @@ def predict_to_table(files, *, client, parts_dir, model=None, partition_size=Non
     from astropy.table import QTable, Table, vstack
     from distributed import as_completed
 
-    from .nn.registry import default_model
-
-    model = default_model() if model is None else model
-    estimator_options = dict(estimator_options or {})
+    model, estimator_options = _resolved(model, estimator_options)
     prepare_options = dict(prepare_options or {})
     files = [os.fspath(f) for f in files]
     settings = [os.fspath(model), estimator_options, prepare_options]

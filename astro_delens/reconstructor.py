@@ -33,7 +33,7 @@ from .cutout import PREPARE_KEYWORDS, prepare_cutout
 from .estimator import LensParameterEstimator
 from .exceptions import AstroDelensWarning
 from .front import NetworkFront, load_network
-from .nn.registry import DEFAULT_SYMMETRIES, default_model
+from .nn.registry import default_model
 from .results import LensEstimate
 from .source_result import make_source, run_inversion, run_relens_check
 
@@ -80,12 +80,14 @@ class SourceReconstructor(NetworkFront):
         is given to `reconstruct`).
     verify : bool
         Check the SHA-256 checksums of the model files.
-    batch_size : int
-        Images per network call.
-    symmetries : {8, 4, 1}
+    batch_size : int or None
+        Images per network call; None: the ``reconstructor_batch_size``
+        setting (64 unless configured, see `astro_delens.config`).
+    symmetries : {8, 4, 1} or None
         Average the network's sources (and the companion estimator's answers)
         over this many turns and flips of the image (see
-        `astro_delens.nn.registry.LoadedReconstructor.predict`).
+        `astro_delens.nn.registry.LoadedReconstructor.predict`); None: the
+        ``symmetries`` setting (8 unless configured).
     method : {"network", "inversion"}
         Where the source comes from. ``"network"`` (the default, fast): the
         source network (U-Net). ``"inversion"``: a regularised pixelated
@@ -102,8 +104,8 @@ class SourceReconstructor(NetworkFront):
     >>> source.write("source.fits")                                  # doctest: +SKIP
     """
 
-    def __init__(self, model=None, *, estimator="auto", verify=True, batch_size=64,
-                 symmetries=DEFAULT_SYMMETRIES, method="network"):
+    def __init__(self, model=None, *, estimator="auto", verify=True, batch_size=None,
+                 symmetries=None, method="network"):
         if method not in SOURCE_METHODS:
             raise ValueError(f"method: expected one of {SOURCE_METHODS}, got {method!r}")
         self.method = method
@@ -116,7 +118,7 @@ class SourceReconstructor(NetworkFront):
             raise TypeError("estimator: expected 'auto', a LensParameterEstimator or None, "
                             f"got {type(estimator).__name__}")
         self.estimator = estimator
-        self._set_batch_size(batch_size)
+        self._set_batch_size(batch_size, "reconstructor_batch_size")
 
     def __repr__(self):
         p = self.preset
@@ -359,7 +361,8 @@ mask_contaminants
         on_error : {"raise", "warn"}
             With ``"warn"`` a failing input gives a warning and None in the output.
         progress : bool or None
-            Show a progress bar over the inputs; None: only on a terminal.
+            Show a progress bar over the inputs; None: the ``progress`` setting
+            (`astro_delens.config`; only on a terminal unless configured).
         check, check_options
             As `reconstruct` (the check costs about half a second per image;
             ``check=False`` for speed).

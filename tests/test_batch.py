@@ -149,3 +149,23 @@ def test_compiled_network_batches_match_the_plain_call(family):
     plain = np.asarray(loaded.model(x, training=False))
     for batch_size in (4, 5, 16):
         np.testing.assert_allclose(loaded._run(x, batch_size), plain, rtol=1e-4, atol=1e-5)
+
+
+def test_settings_give_the_defaults_of_the_public_classes(family, monkeypatch):
+    from astro_delens.batch import show_progress
+    from astro_delens.config import conf
+
+    with conf.set_temp("symmetries", 4), conf.set_temp("estimator_batch_size", 16), \
+            conf.set_temp("reconstructor_batch_size", 8):
+        est = LensParameterEstimator(family)
+        rec = SourceReconstructor(family)
+        assert (est.symmetries, est.batch_size) == (4, 16)
+        assert (rec.symmetries, rec.batch_size, rec.estimator.symmetries) == (4, 8, 4)
+        assert LensParameterEstimator(family, symmetries=1, batch_size=2).symmetries == 1
+    assert LensParameterEstimator(family).symmetries == 8
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert show_progress(None) is False and show_progress(True) is True
+    with conf.set_temp("progress", "always"):
+        assert show_progress(None) is True and show_progress(False) is False
+    with conf.set_temp("progress", "never"):
+        assert show_progress(None) is False

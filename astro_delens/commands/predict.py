@@ -81,10 +81,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model family name (sky, survey, seed) or model directory "
                              "(default: astro_delens.config.conf.default_model, sky unless "
                              "configured)")
-    parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=8,
+    parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=None,
                         help="average the networks' answers over this many turns and flips "
-                             "of each image (default: 8, the most accurate; 1 is about twice "
-                             "as fast on a CPU)")
+                             "of each image (default: astro_delens.config.conf.symmetries, 8 "
+                             "unless configured: the most accurate; 1 is about twice as fast "
+                             "on a CPU)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
     parser.add_argument("--no-progress", action="store_true",
@@ -167,6 +168,18 @@ def prepare_options(args) -> dict:
         "mask_contaminants": not args.no_mask_contaminants,
     }
     return options
+
+
+def resolve_settings(args) -> None:
+    """Fill the options left to the settings (`astro_delens.config`) from this process's.
+
+    Done once, here, so that Dask workers use the settings of the command and
+    the provenance records the values used.
+    """
+    from ..config import conf
+
+    if args.symmetries is None:
+        args.symmetries = int(conf.symmetries)
 
 
 def load_model(cls, args, **kwargs):
@@ -382,6 +395,7 @@ def run(args) -> int:
         raise CommandError(f"--output: expected an .ecsv file name, got {args.output!r}")
     if os.path.exists(args.output) and not args.overwrite:
         raise CommandError(f"--output: {args.output!r} exists; use --overwrite to replace it")
+    resolve_settings(args)
     options = prepare_options(args)
     if os.path.exists(failures_path(args.output)):
         os.remove(failures_path(args.output))  # from an earlier run of this table

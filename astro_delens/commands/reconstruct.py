@@ -49,6 +49,7 @@ from .predict import (
     load_model,
     partition_size,
     prepare_options,
+    resolve_settings,
     progress_bar,
     show_progress,
 )
@@ -197,6 +198,7 @@ def _reconstruct_on_dask(args, jobs, options, report):
 
 def run(args) -> int:
     """Run ``astro-delens reconstruct``; returns the exit status."""
+    resolve_settings(args)
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():
         raise CommandError(f"--outdir: {str(outdir)!r} exists and is not a folder")
