@@ -99,10 +99,10 @@ def predict_partition(inputs, names, model, estimator_options, prepare_options):
 # --------------------------------------------------------------------------
 def _frame_columns():
     from . import lensmodel
-    from .results import _DERIVED
+    from .results import DERIVED_QUANTITIES
 
     floats = []
-    for name in (*lensmodel.PARAMETER_NAMES, *_DERIVED):
+    for name in (*lensmodel.PARAMETER_NAMES, *DERIVED_QUANTITIES):
         floats += [name, name + "_err"]
     return floats + ["center_ra", "center_dec"]
 

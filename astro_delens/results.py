@@ -39,6 +39,7 @@ from .files import atomic_write
 
 __all__ = [
     "LensEstimate",
+    "DERIVED_QUANTITIES",
     "derived_quantities",
     "estimates_table",
     "provenance_header",
@@ -52,7 +53,8 @@ __all__ = [
 N_SAMPLES = 4000
 
 _ANGLES = ("position_angle", "shear_angle")
-_DERIVED = ("axis_ratio", "position_angle", "shear", "shear_angle")
+#: The quantities derived from the parameters, with errors, in every estimates table.
+DERIVED_QUANTITIES = ("axis_ratio", "position_angle", "shear", "shear_angle")
 
 
 def _wrapped_std(samples_deg, centre_deg):
@@ -92,13 +94,13 @@ def derived_quantities(mean, std, n_samples=N_SAMPLES, seed=0) -> dict:
     # the same standard-normal draws for every row: a row's errors do not depend on the
     # other rows of the table
     z = np.random.default_rng(seed).standard_normal((n_samples, 8))
-    errors = {name: np.empty(mean.shape[0]) for name in _DERIVED}
+    errors = {name: np.empty(mean.shape[0]) for name in DERIVED_QUANTITIES}
     chunk = max(1, 2_000_000 // (8 * n_samples))  # bounded memory for long tables
     for start in range(0, mean.shape[0], chunk):
         m, s = mean[start:start + chunk], std[start:start + chunk]
         draws = m[:, None, :] + s[:, None, :] * z
         sampled = lensmodel.sky_quantities(draws)
-        for name in _DERIVED:
+        for name in DERIVED_QUANTITIES:
             values = sampled[name].value
             if name in _ANGLES:
                 centre = np.atleast_1d(point[name].to_value(u.deg))[start:start + chunk]
@@ -106,7 +108,7 @@ def derived_quantities(mean, std, n_samples=N_SAMPLES, seed=0) -> dict:
             else:
                 errors[name][start:start + chunk] = np.std(values, axis=-1)
     out = {}
-    for name in _DERIVED:
+    for name in DERIVED_QUANTITIES:
         value = np.atleast_1d(point[name])
         out[name] = value
         out[name + "_err"] = errors[name] * value.unit
@@ -255,7 +257,7 @@ def estimates_table(estimates, labels=None) -> QTable:
             table[name + "_err"] = std[:, i]
     if estimates:
         derived = derived_quantities(mean, std)
-        for name in _DERIVED:
+        for name in DERIVED_QUANTITIES:
             for key in (name, name + "_err"):
                 q = derived[key]
                 table[key] = q if q.unit != u.dimensionless_unscaled else q.value

@@ -24,12 +24,12 @@ HELP = "calibrate a parameter network's uncertainties on a validation set"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``astro-delens calibrate`` to ``parser``."""
-    from .evaluate import _positive_int
+    from . import positive_int
 
     parser.add_argument("--model", required=True, metavar="DIR", help="estimator model directory")
     parser.add_argument("--data", required=True, metavar="VAL.h5",
                         help="validation set of the model's preset (not the test set)")
-    parser.add_argument("--max-samples", type=_positive_int("--max-samples"), default=None,
+    parser.add_argument("--max-samples", type=positive_int("--max-samples"), default=None,
                         help="use only the first N samples")
     parser.add_argument("--field-check-only", action="store_true",
                         help="set only the threshold of the field-dependence check "

@@ -24,23 +24,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import CommandError
+from . import CommandError, positive_int
 from ..nn.augment import SYMMETRY_COUNTS
 
 HELP = "evaluate a trained model on a test set (metrics, figures, model card)"
-
-
-def _positive_int(name):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name}: expected a positive integer, got {text!r}")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="TEST.h5", help="test set")
     parser.add_argument("--report", required=True, metavar="DIR",
                         help="directory for report.json and the figures")
-    parser.add_argument("--max-samples", type=_positive_int("--max-samples"), default=None,
+    parser.add_argument("--max-samples", type=positive_int("--max-samples"), default=None,
                         help="evaluate only the first N samples")
-    parser.add_argument("--batch-size", type=_positive_int("--batch-size"), default=64,
+    parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=64,
                         help="network batch size (default: 64)")
-    parser.add_argument("--examples", type=_positive_int("--examples"), default=6,
+    parser.add_argument("--examples", type=positive_int("--examples"), default=6,
                         help="reconstructions in examples.png (default: 6)")
     parser.add_argument("--symmetries", type=int, choices=SYMMETRY_COUNTS, default=None,
                         help="average the answers over this many turns and flips of each "
