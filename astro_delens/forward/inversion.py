@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import lensmodel
+from ..psf import lenstronomy_psf
 from ._common import (
     LENS_LIGHT_CHOICES,
     check_source_grid,
@@ -25,7 +26,6 @@ from ._common import (
     image_grid_kwargs,
     source_grid_coordinates,
 )
-from ..psf import lenstronomy_psf
 
 __all__ = ["SourceInversion", "invert_source", "shapelet_scale"]
 

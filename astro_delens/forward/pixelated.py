@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import lensmodel
+from ..psf import lenstronomy_psf
 from ._common import (
     check_params,
     check_source_grid,
@@ -48,7 +49,6 @@ from ._common import (
     prepare_inputs,
     sample_on_source_grid,
 )
-from ..psf import lenstronomy_psf
 from .relens import (
     DEFAULT_ARC_CHI2_THRESHOLD,
     RelensResult,

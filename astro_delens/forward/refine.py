@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import lensmodel
+from ..exceptions import RefinementWarning
+from ..psf import lenstronomy_psf
 from ._common import (
     check_params,
     LENS_LIGHT_CHOICES,
@@ -55,8 +57,6 @@ from ._common import (
     image_grid_kwargs,
     prepare_inputs,
 )
-from ..psf import lenstronomy_psf
-from ..exceptions import RefinementWarning
 
 __all__ = ["RefineResult", "refine", "SOURCE_MODELS", "DEFAULT_STD_FLOOR", "PARAMETER_BOUNDS",
            "N_MAX_AUTO", "SWARM_N_MAX", "SYSTEMATIC_STD"]

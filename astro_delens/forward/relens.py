@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import lensmodel
+from ..psf import lenstronomy_psf
 from ._common import (
     LENS_LIGHT_CHOICES,
     check_params,
@@ -33,7 +34,6 @@ from ._common import (
     prepare_inputs,
     source_to_interpol_kwargs,
 )
-from ..psf import lenstronomy_psf
 
 __all__ = [
     "RelensResult",
