@@ -1169,25 +1169,7 @@ def prepare_cutout(
     inp = parse_input_data(data, hdu=hdu)
     ref = (inp.hdulist_path, inp.extra.get("hdulist"))
     noise_std, noise_desc = _parse_noise(noise, inp, ref)
-    user_mask = _parse_mask(mask, inp, ref)
-    bad_in = ~np.isfinite(inp.data)
-    if inp.mask is not None:
-        if inp.mask.shape != inp.data.shape:
-            raise ValueError(
-                f"data.mask: shape {inp.mask.shape} does not match the data shape {inp.data.shape}"
-            )
-        bad_in |= inp.mask
-    if user_mask is not None:
-        bad_in |= user_mask
-    if noise_std is not None:
-        finite = np.isfinite(noise_std) & (noise_std > 0)
-        if np.any(finite):
-            med = float(np.median(noise_std[finite]))
-            bad_in |= ~np.isfinite(noise_std) | (noise_std > NOISE_SENTINEL_FACTOR * med)
-            bad_in |= noise_std == 0
-        else:
-            bad_in |= ~np.isfinite(noise_std)
-
+    bad_in = _bad_input_pixels(inp, _parse_mask(mask, inp, ref), noise_std)
     wcs, (x0, y0), in_jac, sky0, scale_source = _input_geometry(
         inp, pixel_scale, position, pending_warnings)
     in_scale = float(np.sqrt(abs(np.linalg.det(in_jac))))
@@ -1279,6 +1261,29 @@ def prepare_cutout(
         assumed_psf_fwhm=assumed_fwhm,
         assumed_psf_reason=assumed_reason,
     )
+
+
+def _bad_input_pixels(inp, user_mask, noise_std):
+    """Input pixels not to use: not finite, masked by the data or the user, or without a
+    usable noise (zero, not finite, or a sentinel far above the median noise)."""
+    bad = ~np.isfinite(inp.data)
+    if inp.mask is not None:
+        if inp.mask.shape != inp.data.shape:
+            raise ValueError(
+                f"data.mask: shape {inp.mask.shape} does not match the data shape {inp.data.shape}"
+            )
+        bad |= inp.mask
+    if user_mask is not None:
+        bad |= user_mask
+    if noise_std is not None:
+        finite = np.isfinite(noise_std) & (noise_std > 0)
+        if np.any(finite):
+            med = float(np.median(noise_std[finite]))
+            bad |= ~np.isfinite(noise_std) | (noise_std > NOISE_SENTINEL_FACTOR * med)
+            bad |= noise_std == 0
+        else:
+            bad |= ~np.isfinite(noise_std)
+    return bad
 
 
 def _native_cutout(inp, wcs, position, in_jac, size_arcsec, extent, bad_in, noise_std, steps):

@@ -273,6 +273,30 @@ def _polish(residuals, args0, lower, upper, scale, max_nfev):
                          diff_step=1e-3, max_nfev=int(max_nfev), xtol=1e-6, ftol=1e-6)
 
 
+def _polished(residuals, args, param_class, scale, max_nfev):
+    """The least-squares polish of ``args``: new args, their Jacobian and the evaluations made.
+
+    The swarm's ``args`` are kept (with no Jacobian) when the polish does not
+    lower the sum of squares.
+    """
+    lower, upper = (np.asarray(v, dtype=float) for v in param_class.param_limits())
+    res = _polish(residuals, args, lower, upper, scale, max_nfev=max_nfev)
+    if np.sum(res.fun**2) <= np.sum(residuals(args) ** 2):
+        return res.x, res.jac, int(res.nfev)
+    return args, None, int(res.nfev)
+
+
+def _mcmc_samples(fit_seq, kwargs_start, n_burn, n_run, walker_ratio, tie):
+    """emcee samples (n, 8) of the lens parameters, from ``kwargs_start``."""
+    fit_seq.update_state(kwargs_start)
+    chain_list = fit_seq.fit_sequence([["emcee", {
+        "n_burn": int(n_burn), "n_run": int(n_run), "walkerRatio": int(walker_ratio),
+        "sigma_scale": 0.1, "progress": False}]])
+    _, chain, chain_names, _ = chain_list[-1]
+    idx = [_arg_index(list(chain_names), i, name, tie) for i, name in _LENS_KEYS]
+    return np.asarray(chain)[:, idx]
+
+
 def _jacobian(residuals, args, steps):
     """Central-difference Jacobian of the residual vector."""
     cols = []
@@ -698,28 +722,17 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
             timing["pso"] = time.perf_counter() - tic
             tic = time.perf_counter()
             # 2. local polish of the swarm's best position
-            jac = None
-            n_polish = 0
+            jac, n_polish = None, 0
             if polish:
-                lower_a, upper_a = (np.asarray(v, dtype=float) for v in param_class.param_limits())
-                res = _polish(residuals, args, lower_a, upper_a, scale,
-                              max_nfev=polish_iterations)
-                n_polish = int(res.nfev)
-                if np.sum(res.fun**2) <= np.sum(residuals(args) ** 2):
-                    args, jac = res.x, res.jac
+                args, jac, n_polish = _polished(residuals, args, param_class, scale,
+                                                polish_iterations)
             kwargs_result = param_class.args2kwargs(args)
             timing["polish"] = time.perf_counter() - tic
             tic = time.perf_counter()
             # 3. MCMC from there
             samples = None
             if mcmc:
-                fit_seq.update_state(kwargs_result)
-                chain_list = fit_seq.fit_sequence([["emcee", {
-                    "n_burn": int(n_burn), "n_run": int(n_run), "walkerRatio": int(walker_ratio),
-                    "sigma_scale": 0.1, "progress": False}]])
-                _, chain, chain_names, _ = chain_list[-1]
-                idx = [_arg_index(list(chain_names), i, name, tie) for i, name in _LENS_KEYS]
-                samples = np.asarray(chain)[:, idx]
+                samples = _mcmc_samples(fit_seq, kwargs_result, n_burn, n_run, walker_ratio, tie)
                 timing["mcmc"] = time.perf_counter() - tic
                 tic = time.perf_counter()
     finally:

@@ -272,6 +272,37 @@ def flag_reasons(reduced_chi2, arc_reduced_chi2, amplitude,
     return reasons
 
 
+def _checked_source(source, source_pixel_scale):
+    """The source as a float array and its pixel scale, checked."""
+    src = np.asarray(source, dtype=float)
+    if src.ndim != 2 or src.shape[0] != src.shape[1]:
+        raise ValueError(f"source: expected a square 2-d array, got shape {src.shape}")
+    if not np.all(np.isfinite(src)):
+        raise ValueError("source: must be finite")
+    if not np.any(src):
+        raise ValueError("source: is zero everywhere; there is nothing to re-lens")
+    ds = float(source_pixel_scale)
+    if not ds > 0:
+        raise ValueError(f"source_pixel_scale: must be positive, got {source_pixel_scale!r}")
+    return src, ds
+
+
+def _solve_amplitudes(fit, kwargs_lens, kwargs_source, kwargs_ll, img, noise, use):
+    """Solve the linear amplitudes in place by weighted least squares; notes on how.
+
+    lenstronomy's solver returns zeros for an ill-conditioned system; then
+    the amplitudes are solved by `numpy.linalg.lstsq`.
+    """
+    coef = fit.image_linear_solve(kwargs_lens, kwargs_source, kwargs_ll)[3]
+    if not np.size(coef) or np.any(coef):
+        return []
+    a = fit.linear_response_matrix(kwargs_lens, kwargs_source, kwargs_ll, None)
+    w = 1.0 / noise[use]
+    coef = np.linalg.lstsq((a * w[None, :]).T, img[use] * w, rcond=None)[0]
+    fit.update_linear_kwargs(coef, kwargs_lens, kwargs_source, kwargs_ll, None)
+    return ["ill-conditioned linear system, solved by least squares"]
+
+
 def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_scale, psf=None,
                  mask=None, lens_light="mge", psf_fwhm=None, supersampling=3,
                  chi2_threshold=DEFAULT_CHI2_THRESHOLD,
@@ -352,16 +383,7 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
     t0 = time.perf_counter()
     img, noise, use = prepare_inputs(image, noise_map, mask)
     p = check_params(params)
-    src = np.asarray(source, dtype=float)
-    if src.ndim != 2 or src.shape[0] != src.shape[1]:
-        raise ValueError(f"source: expected a square 2-d array, got shape {src.shape}")
-    if not np.all(np.isfinite(src)):
-        raise ValueError("source: must be finite")
-    if not np.any(src):
-        raise ValueError("source: is zero everywhere; there is nothing to re-lens")
-    ds = float(source_pixel_scale)
-    if not ds > 0:
-        raise ValueError(f"source_pixel_scale: must be positive, got {source_pixel_scale!r}")
+    src, ds = _checked_source(source, source_pixel_scale)
     d = float(pixel_scale)
     if not d > 0:
         raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
@@ -395,16 +417,8 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
                          lens_light_model_class=LightModel(ll_list),
                          kwargs_numerics=kwargs_numerics, likelihood_mask=use)
     kwargs_source = [source_to_interpol_kwargs(src, ds, center)] if has_arcs else []
-    # lenstronomy's weighted least squares; it updates the amplitudes in place.
-    coef = (fit.image_linear_solve(kwargs_lens, kwargs_source, kwargs_ll)[3]
-            if (has_arcs or ll_list) else np.zeros(0))
-    if np.size(coef) and not np.any(coef):
-        # lenstronomy returns zeros for an ill-conditioned system: solve by least squares.
-        a = fit.linear_response_matrix(kwargs_lens, kwargs_source, kwargs_ll, None)
-        w = 1.0 / noise[use]
-        coef = np.linalg.lstsq((a * w[None, :]).T, img[use] * w, rcond=None)[0]
-        fit.update_linear_kwargs(coef, kwargs_lens, kwargs_source, kwargs_ll, None)
-        notes.append("ill-conditioned linear system, solved by least squares")
+    if has_arcs or ll_list:
+        notes += _solve_amplitudes(fit, kwargs_lens, kwargs_source, kwargs_ll, img, noise, use)
     n_linear = fit.num_param_linear(kwargs_lens, kwargs_source, kwargs_ll, None)
     arcs_model = (fit.source_surface_brightness(kwargs_source, kwargs_lens) if has_arcs
                   else np.zeros_like(img))

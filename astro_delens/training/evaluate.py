@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import lensmodel
 from .._version import __version__
+from ..files import atomic_write_text, to_json, write_checksums
 from ..nn import normalization as norm
 
 __all__ = ["evaluate_model", "estimator_metrics", "reconstructor_metrics_batch",
@@ -352,10 +353,7 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     dict
         The report (as written to report.json).
     """
-    import h5py
-
     from ..nn.registry import DEFAULT_SYMMETRIES, load_model
-    from ..files import atomic_write_text, to_json, write_checksums
     from .train import read_h5_info
 
     if log is None:
@@ -381,31 +379,6 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
     report_dir.mkdir(parents=True, exist_ok=True)
     log(f"evaluating {kind} {model_dir} on {n} samples of {data}")
 
-    means, stds, truths = [], [], []
-    per_image = {}
-    examples = []
-    with h5py.File(info["path"], "r") as f:
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            image = f["image"][start:stop]
-            noise = f["noise_map"][start:stop]
-            if kind == "estimator":
-                m, s = loaded.predict(image, noise, batch_size=batch_size,
-                                      symmetries=symmetries)
-                means.append(m)
-                stds.append(s)
-                truths.append(f["params"][start:stop])
-            else:
-                x, scale = norm.normalize_inputs(image, noise)
-                pred = loaded.predict_normalized(x, batch_size, symmetries)
-                true = norm.normalize_source(f["source"][start:stop], scale)
-                res = reconstructor_metrics_batch(true, pred)
-                for key, val in res.items():
-                    per_image.setdefault(key, []).append(val)
-                for i in range(min(n_examples - len(examples), stop - start)):
-                    examples.append({"image": x[i, ..., 0], "true": true[i], "pred": pred[i],
-                                     "ssim": float(res["ssim"][i])})
-
     report = {
         "kind": kind,
         "model": str(model_dir.resolve()),
@@ -420,7 +393,7 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
         "figures": [],
     }
     if kind == "estimator":
-        mean, std, truth = (np.concatenate(a) for a in (means, stds, truths))
+        mean, std, truth = _estimates(loaded, info["path"], n, chunk, batch_size, symmetries)
         prior_std = np.asarray(loaded.stats["std"], dtype=np.float64)
         metrics = estimator_metrics(mean, std, truth, prior_std)
         cov = coverage_curve(mean, std, truth)
@@ -437,7 +410,8 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
         _plot_calibration(cov, report_dir / "calibration.png")
         report["figures"] = ["pred_vs_true.png", "calibration.png"]
     else:
-        arrays = {k: np.concatenate(v) for k, v in per_image.items()}
+        arrays, examples = _source_metrics(loaded, info["path"], n, chunk, batch_size,
+                                           symmetries, n_examples)
         report["metrics"] = {k: _stat(v) for k, v in arrays.items() if k != "peak"}
         report["metrics"]["mse"]["unit"] = "normalised source units squared (source / image scale)"
         report["data_range"] = (
@@ -460,18 +434,59 @@ def evaluate_model(model_dir, data, report_dir, *, max_samples=None, batch_size=
         if not os.access(model_dir, os.W_OK):
             log(f"note: {model_dir} is not writable; its card was not updated")
         else:
-            cfg = dict(loaded.config)
-            cfg["evaluation"] = {
-                "data": report["data"], "n": n, "symmetries": symmetries,
-                "date": report["date"],
-                "package_version": __version__, "summary": report["summary"],
-                "metrics": report["metrics"],
-            }
-            if kind == "reconstructor":
-                cfg["evaluation"]["data_range"] = report["data_range"]
-            cfg["status"] = "evaluated"
-            atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
-            card = _card_markdown(cfg, report) + _kept_sections(model_dir / "card.md")
-            atomic_write_text(model_dir / "card.md", card)
-            write_checksums(model_dir)
+            _record_evaluation(model_dir, loaded.config, report)
     return report
+
+
+def _estimates(loaded, path, n, chunk, batch_size, symmetries):
+    """Means, sigmas and truths (n, 8) of the first ``n`` lenses of a dataset file."""
+    import h5py
+
+    means, stds, truths = [], [], []
+    with h5py.File(path, "r") as f:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            m, s = loaded.predict(f["image"][start:stop], f["noise_map"][start:stop],
+                                  batch_size=batch_size, symmetries=symmetries)
+            means.append(m)
+            stds.append(s)
+            truths.append(f["params"][start:stop])
+    return tuple(np.concatenate(a) for a in (means, stds, truths))
+
+
+def _source_metrics(loaded, path, n, chunk, batch_size, symmetries, n_examples):
+    """Per-image source metrics (`reconstructor_metrics_batch`) and the first examples."""
+    import h5py
+
+    per_image, examples = {}, []
+    with h5py.File(path, "r") as f:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            x, scale = norm.normalize_inputs(f["image"][start:stop], f["noise_map"][start:stop])
+            pred = loaded.predict_normalized(x, batch_size, symmetries)
+            true = norm.normalize_source(f["source"][start:stop], scale)
+            res = reconstructor_metrics_batch(true, pred)
+            for key, val in res.items():
+                per_image.setdefault(key, []).append(val)
+            for i in range(min(n_examples - len(examples), stop - start)):
+                examples.append({"image": x[i, ..., 0], "true": true[i], "pred": pred[i],
+                                 "ssim": float(res["ssim"][i])})
+    return {k: np.concatenate(v) for k, v in per_image.items()}, examples
+
+
+def _record_evaluation(model_dir, config, report):
+    """Write the evaluation into the model's config.json, card and checksums."""
+    cfg = dict(config)
+    cfg["evaluation"] = {
+        "data": report["data"], "n": report["n"], "symmetries": report["symmetries"],
+        "date": report["date"],
+        "package_version": __version__, "summary": report["summary"],
+        "metrics": report["metrics"],
+    }
+    if report["kind"] == "reconstructor":
+        cfg["evaluation"]["data_range"] = report["data_range"]
+    cfg["status"] = "evaluated"
+    atomic_write_text(model_dir / "config.json", to_json(cfg, indent=2) + "\n")
+    card = _card_markdown(cfg, report) + _kept_sections(model_dir / "card.md")
+    atomic_write_text(model_dir / "card.md", card)
+    write_checksums(model_dir)
