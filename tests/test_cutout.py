@@ -523,3 +523,13 @@ def test_unreadable_fits_and_missing_hdu(tmp_path):
         prepare_cutout(good, "survey", hdu="SCI", pixel_scale=0.1)
     with pytest.raises(OSError, match="noise: cannot read"):
         prepare_cutout(good, "survey", pixel_scale=0.1, noise=bad)
+
+
+def test_one_rule_says_whether_the_field_holds_the_arcs():
+    from astro_delens.cutout import ARC_REACH, field_holds_arcs
+
+    assert field_holds_arcs(float("nan"), 3.0) and field_holds_arcs(float("inf"), 3.0)
+    assert field_holds_arcs(1.0, 0.5, psf_fwhm=0.2)            # arcs reach 0.6" + 0.2"
+    assert not field_holds_arcs(1.0, 1.0, psf_fwhm=0.2)        # 1.2" + 0.2"
+    assert field_holds_arcs(ARC_REACH * 1.0, 1.0, psf_fwhm=None)
+    assert not field_holds_arcs(ARC_REACH * 1.0, 1.0, psf_fwhm=0.1)
