@@ -636,9 +636,10 @@ def _n_samples(recorded) -> int:
 def _card_stub(cfg) -> str:
     t = cfg["training"]
     lines = [
-        f"# astro_delens {cfg['kind']} ({cfg['preset']['name']} preset)",
+        f"# astro_delens {cfg['kind']} ({cfg['preset']['name']} preset), model version "
+        f"{cfg['version']}",
         "",
-        f"Package version {cfg['version']}; trained {t['finished']} in "
+        f"Package version {t.get('package_version', cfg['version'])}; trained {t['finished']} in "
         f"{t['wall_time_s'] / 60:.1f} min on {t['hardware']['processor']} "
         f"({t['hardware']['cpu_count']} CPUs, Keras {t['hardware']['keras']} / "
         f"{t['hardware']['backend']}).",
