@@ -40,7 +40,7 @@ class Conf(_config.ConfigNamespace):
     reconstructor_batch_size = _config.ConfigItem(
         64, "Images per network call of SourceReconstructor, when none is given.")
     progress = _config.ConfigItem(
-        "auto", "Progress bars of the *_many methods and the commands: 'auto' (only when "
+        "auto", "Progress bars of predict_many, reconstruct_many and the commands: 'auto' (only when "
                 "standard error is a terminal), 'always' or 'never'.",
         cfgtype="option('auto', 'always', 'never')")
 
