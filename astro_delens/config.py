@@ -40,8 +40,8 @@ class Conf(_config.ConfigNamespace):
     reconstructor_batch_size = _config.ConfigItem(
         64, "Images per network call of SourceReconstructor, when none is given.")
     progress = _config.ConfigItem(
-        "auto", "Progress bars of predict_many, reconstruct_many and the commands: 'auto' (only when "
-                "standard error is a terminal), 'always' or 'never'.",
+        "auto", "Progress bars of predict_many, reconstruct_many and the commands: 'auto' "
+                "(only when standard error is a terminal), 'always' or 'never'.",
         cfgtype="option('auto', 'always', 'never')")
 
 
