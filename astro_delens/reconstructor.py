@@ -92,7 +92,7 @@ class SourceReconstructor(NetworkFront):
         Where the source comes from. ``"network"`` (the default, fast): the
         source network (U-Net). ``"inversion"``: a regularised pixelated
         source solved for at the estimated lens together with the lens light
-        (`astro_delens.forward.invert_pixelated`, 2-15 CPU seconds per image);
+        (`astro_delens.forward.invert_pixelated`, 5-15 CPU seconds per image);
         it explains the data as well as that lens allows, and its check is
         its own fit. It needs a lens estimate (an estimator, or
         ``lens_center`` given as a `~astro_delens.results.LensEstimate`).

@@ -49,8 +49,8 @@ from .predict import (
     load_model,
     partition_size,
     prepare_options,
-    resolve_settings,
     progress_bar,
+    resolve_settings,
     show_progress,
 )
 

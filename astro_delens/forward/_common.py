@@ -51,16 +51,6 @@ def image_grid_kwargs(npix: int, pixel_scale: float) -> dict:
     return {k: kw[k] for k in ("transform_pix2angle", "ra_at_xy_0", "dec_at_xy_0")}
 
 
-def _positive_scale(value, name):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number, got {value!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
-    return v
-
-
 def prepare_inputs(image, noise_map, mask=None):
     """Check and convert an image, its noise map and an optional mask.
 

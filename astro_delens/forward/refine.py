@@ -51,11 +51,10 @@ from .. import lensmodel
 from ..exceptions import RefinementWarning
 from ..psf import lenstronomy_psf
 from ._common import (
-    check_params,
     LENS_LIGHT_CHOICES,
+    checked_inputs,
     evaluate_on_source_grid,
     image_grid_kwargs,
-    prepare_inputs,
 )
 
 __all__ = ["RefineResult", "refine", "SOURCE_MODELS", "DEFAULT_STD_FLOOR", "PARAMETER_BOUNDS",
@@ -617,12 +616,8 @@ def refine(image, noise_map, params, params_std, pixel_scale, psf=None, mask=Non
     from .inversion import invert_source, shapelet_scale
 
     t0 = time.perf_counter()
-    img, noise, use = prepare_inputs(image, noise_map, mask)
-    start = check_params(params)
+    img, noise, use, start, d = checked_inputs(image, noise_map, params, pixel_scale, mask)
     std, sys_std = _checked_std(params_std, std_floor, systematic_std)
-    d = float(pixel_scale)
-    if not d > 0:
-        raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
     _check_options(source_model, lens_light, n_particles, n_iterations, supersampling_region,
                    source_npix, source_pixel_scale, swarm_n_max, n_max)
     psf_class, kwargs_psf, psf_desc = lenstronomy_psf(psf, d, psf_fwhm)

@@ -29,9 +29,9 @@ from ..psf import lenstronomy_psf
 from ._common import (
     LENS_LIGHT_CHOICES,
     check_params,
+    checked_inputs,
     fit_lens_light,
     image_grid_kwargs,
-    prepare_inputs,
     source_to_interpol_kwargs,
 )
 
@@ -381,12 +381,8 @@ def relens_check(image, noise_map, params, source, source_pixel_scale, pixel_sca
     from lenstronomy.LightModel.light_model import LightModel
 
     t0 = time.perf_counter()
-    img, noise, use = prepare_inputs(image, noise_map, mask)
-    p = check_params(params)
+    img, noise, use, p, d = checked_inputs(image, noise_map, params, pixel_scale, mask)
     src, ds = _checked_source(source, source_pixel_scale)
-    d = float(pixel_scale)
-    if not d > 0:
-        raise ValueError(f"pixel_scale: must be positive, got {pixel_scale!r}")
     if lens_light not in LENS_LIGHT_CHOICES:
         raise ValueError(f"lens_light: expected one of {LENS_LIGHT_CHOICES}, got {lens_light!r}")
     if int(supersampling) < 1:

@@ -31,8 +31,8 @@ sigmas do not follow its errors. The test set
 
 from __future__ import annotations
 
-import logging
 import datetime
+import logging
 from pathlib import Path
 
 import numpy as np

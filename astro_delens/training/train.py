@@ -160,11 +160,14 @@ def _param_stats(preset, train_paths, n):
         return norm.param_stats(preset.name), "prior_moments"
     import h5py
 
-    parts = []
+    parts, left = [], min(n, 100_000)
     for path in train_paths:
+        if left < 1:
+            break
         with h5py.File(path, "r") as f:
-            parts.append(f["params"][: min(n, 100_000)])
-    p = np.concatenate(parts)[: min(n, 100_000)]
+            parts.append(f["params"][:left])
+        left -= len(parts[-1])
+    p = np.concatenate(parts)
     mean = p.mean(axis=0)
     std = p.std(axis=0)
     std = np.where(std > 0, std, 1.0)
